@@ -1,0 +1,50 @@
+"""csnapshot: consistent, lock-free snapshots of state for one writer and many readers.
+
+`Vitals` keeps named numeric fields in a C seqlock record: a writer never waits
+for readers, and readers get a consistent copy of all fields without a lock and
+without the GIL.  `Field` declares one field of its schema.
+
+This module is the one public import point.  The native implementation is used
+when the compiled extension imports; otherwise the pure-Python twin is used and
+a `RuntimeWarning` says so (set ``CSNAPSHOT_REQUIRE_NATIVE=1`` to make that an
+ImportError instead).
+"""
+
+from __future__ import annotations
+
+import os as _os
+import warnings as _warnings
+
+from ._schema import Field, StalledWriterError
+from ._pyvitals import Vitals as PyVitals
+
+try:
+    from . import _vitals as _native_vitals
+except ImportError as _exc:  # pragma: no cover - exercised by the fallback test
+    if _os.environ.get("CSNAPSHOT_REQUIRE_NATIVE"):
+        raise
+    _native_vitals = None
+    _warnings.warn(
+        f"csnapshot: the compiled extension could not be imported ({_exc}); "
+        "using the pure-Python implementation",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    Vitals = PyVitals
+    IMPLEMENTATION = "python"
+else:
+    Vitals = _native_vitals.Vitals  # type: ignore[misc]
+    IMPLEMENTATION = "native"
+
+__version__ = "0.1.0"
+__all__ = ["Field", "Vitals", "PyVitals", "StalledWriterError", "get_include",
+           "IMPLEMENTATION", "__version__"]
+
+
+def get_include() -> str:
+    """The folder holding ``csnap_seqlock.h`` and csnapshot's ``.pxd`` files.
+
+    Cython finds the ``.pxd`` files of an installed package by itself; pass this
+    to ``include_dirs`` so the C compiler finds the header.
+    """
+    return _os.path.dirname(_os.path.abspath(__file__))

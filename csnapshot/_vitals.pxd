@@ -1,0 +1,46 @@
+# The native Vitals type, for Cython code that cimports csnapshot.
+#
+# Its record is a csnap_record (see _seqlock.pxd / csnap_seqlock.h).  C-level
+# users get the record pointer once, with the GIL, and may then read and write
+# it from any thread without the GIL for as long as they hold a reference to
+# the Vitals object.
+
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+
+from csnapshot._seqlock cimport csnap_record
+
+
+cdef class _Memo:
+    # The boxed values of one consistent read, and the counter it was read at.
+    # Immutable once published, so any thread may use it while it holds a
+    # reference.
+    cdef uint64_t seq
+    cdef tuple values
+
+
+cdef class Vitals:
+    cdef csnap_record *_rec
+    cdef uint32_t _n
+    cdef tuple _fields
+    cdef tuple _names
+    cdef dict _index
+    # One-element list holding the newest _Memo.  A list, not a plain
+    # attribute: list item reads and writes are thread-safe on free-threaded
+    # CPython (Cython uses PyList_GetItemRef/PyList_SetItem there), so no
+    # reader can take a reference to a memo another thread is freeing.
+    cdef list _memo_box
+    cdef double _timeout
+    cdef int64_t _timeout_ns
+    cdef object __weakref__
+
+    cdef uint32_t _slot(self, name) except? 0xFFFFFFFF
+    cdef _Memo _fresh(self)
+    cdef tuple _box_current(self)
+    cdef tuple _box(self, uint64_t *buf)
+    cdef int _convert(self, uint32_t i, object value, bint delta, uint64_t *out) except -1
+    cdef int _commit(self, Py_ssize_t n, uint32_t *idx, uint64_t *bits, bint delta) except -1
+
+
+cdef inline csnap_record *vitals_record(Vitals v) noexcept:
+    """The record of `v`; valid while a reference to `v` is held."""
+    return v._rec

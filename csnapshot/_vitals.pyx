@@ -1,0 +1,496 @@
+# cython: language_level=3, freethreading_compatible=True, boundscheck=False, wraparound=False
+"""The native `Vitals`: named numeric fields behind the C seqlock of csnap_seqlock.h.
+
+Reads are optimistic and lock-free.  Python-level reads of unchanged data
+return a memoised tuple (one counter load and one list read); only the first
+read after a write boxes the values.  Writes validate and convert every value
+first, then hold the write section for a handful of atomic stores - nothing in
+a section can raise.
+"""
+
+cimport cython
+from cpython.dict cimport PyDict_Next, PyDict_SetItem
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_FromDouble
+from cpython.long cimport PyLong_FromLongLong
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from libc.math cimport floor, isfinite
+from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint32_t, uint64_t
+
+from csnapshot._seqlock cimport *
+
+from collections.abc import Mapping
+
+from csnapshot._schema import Field, StalledWriterError, check_schema, coerce, unknown_field
+
+cdef extern from "Python.h":
+    long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
+    double PyLong_AsDouble(object o) except? -1.0
+
+DEF STACK_SLOTS = 32
+
+
+cdef class _Memo:
+    pass
+
+
+@cython.final
+cdef class _Scratch:
+    # Index and value buffers for one write: on the stack for small writes
+    # (see write()), here when a write names more than STACK_SLOTS fields.
+    cdef uint32_t *idx
+    cdef uint64_t *bits
+
+    def __cinit__(self, Py_ssize_t n):
+        self.idx = <uint32_t *>PyMem_Malloc(n * sizeof(uint32_t))
+        self.bits = <uint64_t *>PyMem_Malloc(n * sizeof(uint64_t))
+        if self.idx == NULL or self.bits == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        PyMem_Free(self.idx)
+        PyMem_Free(self.bits)
+
+
+cdef class Vitals:
+    """A record of named numeric fields: consistent reads, all-or-nothing writes.
+
+    ``Vitals(fields, *, timeout=1.0)`` builds a record from a sequence of
+    `Field`.  ``timeout`` bounds how long a reader or a second writer waits for
+    a write section that stays open (normally nanoseconds) before raising
+    `StalledWriterError`.
+    """
+
+    def __cinit__(self):
+        self._rec = NULL
+
+    def __init__(self, fields, *, timeout=1.0):
+        if self._rec != NULL:
+            raise RuntimeError("Vitals.__init__ may only be called once")
+        schema = check_schema(fields)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self._timeout = float(timeout)
+        self._timeout_ns = <int64_t>(self._timeout * 1e9) if self._timeout < 9e9 else INT64_MAX
+        self._fields = schema
+        self._names = tuple([f.name for f in schema])
+        self._index = {f.name: i for i, f in enumerate(schema)}
+        self._n = <uint32_t>len(schema)
+        rec = csnap_record_alloc(self._n)
+        if rec == NULL:
+            raise MemoryError()
+        cdef csnap_slot_info *info = csnap_info(rec)
+        cdef uint32_t i
+        for i in range(self._n):
+            f = schema[i]
+            if f.kind is int:
+                info[i].kind = CSNAP_I64
+                info[i].imin = INT64_MIN if f.min is None else f.min
+                info[i].imax = INT64_MAX if f.max is None else f.max
+                csnap_store_bits(rec, i, csnap_i64_bits(f.default))
+            else:
+                info[i].kind = CSNAP_F64
+                if f.min is not None:
+                    info[i].fmin = f.min
+                if f.max is not None:
+                    info[i].fmax = f.max
+                csnap_store_bits(rec, i, csnap_f64_bits(f.default))
+        self._rec = rec
+        cdef _Memo memo = _Memo.__new__(_Memo)
+        memo.seq = 0
+        memo.values = tuple([f.default for f in schema])
+        self._memo_box = [memo]
+
+    def __dealloc__(self):
+        if self._rec != NULL:
+            csnap_record_free(self._rec)
+            self._rec = NULL
+
+    # ---- reads ----------------------------------------------------------
+
+    @property
+    def fields(self):
+        """The schema: a tuple of `Field`, in slot order."""
+        return self._fields
+
+    @property
+    def version(self):
+        """Completed write sections since the record was created."""
+        return csnap_version(self._rec)
+
+    def read_tuple(self):
+        """All values, in schema order, as one consistent tuple."""
+        cdef uint64_t s = csnap_read_begin(self._rec)
+        cdef _Memo m = <_Memo>self._memo_box[0]
+        # Unchanged since the memo was read; or a write is open that began
+        # right after it, so the memo is the state that write started from
+        # (a read overlapping a write may return the state before it).
+        if m.seq == s or ((s & 1) and m.seq + 1 == s):
+            return m.values
+        return self._fresh().values
+
+    def read_versioned(self):
+        """``(version, values)``: a consistent tuple and the version it shows."""
+        cdef uint64_t s = csnap_read_begin(self._rec)
+        cdef _Memo m = <_Memo>self._memo_box[0]
+        if not (m.seq == s or ((s & 1) and m.seq + 1 == s)):
+            m = self._fresh()
+        return (m.seq >> 1, m.values)
+
+    def read(self):
+        """All values as a new ``{name: value}`` dict, one consistent copy."""
+        values = self.read_tuple()
+        cdef dict out = {}
+        cdef Py_ssize_t i
+        for i in range(self._n):
+            PyDict_SetItem(out, self._names[i], values[i])
+        return out
+
+    def get(self, name):
+        """One field's current value (a single atomic load)."""
+        cdef uint32_t i = self._slot(name)
+        if csnap_info(self._rec)[i].kind == CSNAP_I64:
+            return PyLong_FromLongLong(csnap_load_i64(self._rec, i))
+        return PyFloat_FromDouble(csnap_load_f64(self._rec, i))
+
+    def __getitem__(self, name):
+        return self.get(name)
+
+    def __contains__(self, name):
+        try:
+            return name in self._index
+        except TypeError:
+            return False
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return self._n
+
+    def index(self, name):
+        """The slot number of field `name` (for C-level readers and writers)."""
+        return self._slot(name)
+
+    cdef uint32_t _slot(self, name) except? 0xFFFFFFFF:
+        try:
+            return self._index[name]
+        except (KeyError, TypeError):
+            raise unknown_field(name, self._fields) from None
+
+    cdef _Memo _fresh(self):
+        # Read and box the current values, and publish them as the memo.
+        cdef uint64_t stack_buf[STACK_SLOTS]
+        cdef uint64_t *buf = stack_buf
+        cdef uint64_t seq = 0
+        cdef int rc
+        cdef _Memo m
+        cdef _Scratch scratch = None
+        if self._n > STACK_SLOTS:
+            scratch = _Scratch(self._n)
+            buf = scratch.bits
+        rc = csnap_read(self._rec, buf, &seq, NULL)
+        if rc == CSNAP_BUSY:
+            # Every bounded attempt overlapped a write: the writer is stalled
+            # or writing flat out.  Take the writers' lock once (waiting
+            # without the GIL, so a Python writer can finish its section).
+            with nogil:
+                rc = csnap_read_locked(self._rec, buf, &seq, self._timeout_ns)
+            if rc != CSNAP_OK:
+                raise StalledWriterError(
+                    f"Vitals: a write section stayed open for over {self._timeout} s; "
+                    "the writer is stalled inside it")
+        m = _Memo.__new__(_Memo)
+        m.seq = seq
+        m.values = self._box(buf)
+        cdef _Memo old = <_Memo>self._memo_box[0]
+        if seq > old.seq:
+            self._memo_box[0] = m
+        return m
+
+    cdef tuple _box_current(self):
+        cdef uint64_t buf[STACK_SLOTS]
+        cdef uint64_t seq
+        cdef _Scratch scratch
+        if self._n > STACK_SLOTS:
+            scratch = _Scratch(self._n)
+            csnap_read(self._rec, scratch.bits, &seq, NULL)
+            return self._box(scratch.bits)
+        csnap_read(self._rec, buf, &seq, NULL)
+        return self._box(buf)
+
+    cdef tuple _box(self, uint64_t *buf):
+        cdef tuple out = PyTuple_New(self._n)
+        cdef csnap_slot_info *info = csnap_info(self._rec)
+        cdef uint32_t i
+        for i in range(self._n):
+            if info[i].kind == CSNAP_I64:
+                v = PyLong_FromLongLong(csnap_bits_i64(buf[i]))
+            else:
+                v = PyFloat_FromDouble(csnap_bits_f64(buf[i]))
+            Py_INCREF(v)
+            PyTuple_SET_ITEM(out, i, v)
+        return out
+
+    # ---- writes ---------------------------------------------------------
+
+    def write(self, **values):
+        """Set the named fields in one write section (clamped; all or nothing)."""
+        cdef Py_ssize_t n = len(values)
+        if n == 0:
+            return
+        cdef uint32_t idx_stack[STACK_SLOTS]
+        cdef uint64_t bits_stack[STACK_SLOTS]
+        cdef uint32_t *idx = idx_stack
+        cdef uint64_t *bits = bits_stack
+        cdef _Scratch scratch = None
+        if n > STACK_SLOTS:
+            scratch = _Scratch(n)
+            idx, bits = scratch.idx, scratch.bits
+        cdef Py_ssize_t pos = 0, k = 0
+        cdef PyObject *key
+        cdef PyObject *value
+        while PyDict_Next(values, &pos, &key, &value):
+            idx[k] = self._slot(<object>key)
+            self._convert(idx[k], <object>value, False, &bits[k])
+            k += 1
+        self._commit(n, idx, bits, False)
+
+    def apply_delta(self, deltas):
+        """Add ``{name: delta}`` to the fields in one write section (clamped)."""
+        if not isinstance(deltas, Mapping):
+            raise TypeError("apply_delta() takes a mapping of field names to numbers, "
+                            f"got {type(deltas).__name__}")
+        items = list(deltas.items())
+        cdef Py_ssize_t n = len(items)
+        if n == 0:
+            return
+        cdef uint32_t idx_stack[STACK_SLOTS]
+        cdef uint64_t bits_stack[STACK_SLOTS]
+        cdef uint32_t *idx = idx_stack
+        cdef uint64_t *bits = bits_stack
+        cdef _Scratch scratch = None
+        if n > STACK_SLOTS:
+            scratch = _Scratch(n)
+            idx, bits = scratch.idx, scratch.bits
+        cdef Py_ssize_t k
+        for k in range(n):
+            name, delta = items[k]
+            idx[k] = self._slot(name)
+            self._convert(idx[k], delta, True, &bits[k])
+        self._commit(n, idx, bits, True)
+
+    def write_tuple(self, values):
+        """Set every field, in schema order, in one write section."""
+        values = tuple(values)
+        cdef Py_ssize_t n = len(values)
+        if n != self._n:
+            raise ValueError(f"write_tuple() needs {self._n} values in schema order "
+                             f"({', '.join(self._names)}), got {n}")
+        cdef uint32_t idx_stack[STACK_SLOTS]
+        cdef uint64_t bits_stack[STACK_SLOTS]
+        cdef uint32_t *idx = idx_stack
+        cdef uint64_t *bits = bits_stack
+        cdef _Scratch scratch = None
+        if n > STACK_SLOTS:
+            scratch = _Scratch(n)
+            idx, bits = scratch.idx, scratch.bits
+        cdef uint32_t k
+        for k in range(<uint32_t>n):
+            idx[k] = k
+            self._convert(k, values[k], False, &bits[k])
+        self._commit(n, idx, bits, False)
+
+    def writer(self, *names):
+        """A callable that writes the given fields positionally: the fast path.
+
+        ``w = v.writer("energy", "stability"); w(50.0, 0.5)`` is one write
+        section, without keyword parsing or name lookups per call.
+        """
+        if len(set(names)) != len(names):
+            raise ValueError(f"writer() got a field name twice: {names!r}")
+        return FieldWriter(self, tuple([self._slot(n) for n in names]))
+
+    cdef int _convert(self, uint32_t i, object value, bint delta, uint64_t *out) except -1:
+        # Check one value and turn it into slot bits (clamped, unless it is a
+        # delta: deltas are added to the current value inside the section).
+        # Exact floats and ints take the fast paths; anything else, and every
+        # error, goes through the shared Python rules in _schema.coerce so
+        # both implementations accept and reject exactly the same values.
+        cdef csnap_slot_info *info = &csnap_info(self._rec)[i]
+        cdef double d
+        cdef long long ll
+        cdef int overflow = 0
+        if type(value) is not float and type(value) is not int:
+            value = coerce(self._fields[i], value, delta=delta)
+        if info.kind == CSNAP_F64:
+            if type(value) is float:
+                d = PyFloat_AS_DOUBLE(value)
+                if not isfinite(d):
+                    coerce(self._fields[i], value, delta=delta)  # raises
+            else:
+                try:
+                    d = PyLong_AsDouble(value)
+                except OverflowError:
+                    coerce(self._fields[i], value, delta=delta)  # raises
+                    raise
+            out[0] = csnap_f64_bits(d if delta else csnap_clamp_f64(info, d))
+            return 0
+        if type(value) is float:
+            d = PyFloat_AS_DOUBLE(value)
+            if not isfinite(d) or d != floor(d):
+                coerce(self._fields[i], value, delta=delta)  # raises
+            if d >= 9223372036854775808.0:
+                ll = INT64_MAX
+            elif d < -9223372036854775808.0:
+                ll = INT64_MIN
+            else:
+                ll = <long long>d
+        else:
+            ll = PyLong_AsLongLongAndOverflow(value, &overflow)
+            if overflow > 0:
+                ll = INT64_MAX
+            elif overflow < 0:
+                ll = INT64_MIN
+        out[0] = csnap_i64_bits(ll if delta else csnap_clamp_i64(info, ll))
+        return 0
+
+    cdef int _commit(self, Py_ssize_t n, uint32_t *idx, uint64_t *bits, bint delta) except -1:
+        # The write section: only atomic stores and arithmetic that cannot fail.
+        cdef csnap_record *rec = self._rec
+        cdef csnap_slot_info *info = csnap_info(rec)
+        cdef uint64_t seq
+        cdef int rc = CSNAP_OK
+        cdef Py_ssize_t k
+        cdef uint32_t i
+        if not csnap_write_try_begin(rec, &seq):
+            # Another writer holds the section: wait for it without the GIL
+            # (it may be a Python thread that needs the GIL to finish).
+            with nogil:
+                rc = csnap_write_begin(rec, self._timeout_ns, &seq)
+            if rc != CSNAP_OK:
+                raise StalledWriterError(
+                    f"Vitals: another writer kept its write section open for over "
+                    f"{self._timeout} s")
+        for k in range(n):
+            i = idx[k]
+            if not delta:
+                csnap_store_bits(rec, i, bits[k])
+            elif info[i].kind == CSNAP_I64:
+                csnap_store_bits(rec, i, csnap_i64_bits(csnap_add_i64(
+                    &info[i], csnap_bits_i64(csnap_peek_bits(rec, i)), csnap_bits_i64(bits[k]))))
+            else:
+                csnap_store_f64(rec, i, csnap_bits_f64(csnap_peek_bits(rec, i))
+                                + csnap_bits_f64(bits[k]))
+        csnap_write_end(rec, seq)
+        return 0
+
+    # ---- copying, pickling, repr ----------------------------------------
+
+    def __copy__(self):
+        return _restore(type(self), self._fields, self.read_tuple(), self._timeout)
+
+    def __deepcopy__(self, memo):
+        return self.__copy__()
+
+    def __reduce__(self):
+        return (_restore, (type(self), self._fields, self.read_tuple(), self._timeout))
+
+    def __repr__(self):
+        version, values = self.read_versioned()
+        body = ", ".join([f"{n}={v!r}" for n, v in zip(self._names, values)])
+        return f"<Vitals {body} version={version}>"
+
+    # ---- test hook ------------------------------------------------------
+
+    def _hold_write_section(self):
+        """Open a write section and keep it open until the `with` block ends.
+
+        For tests of stalled writers only: readers and other writers see a
+        writer stopped inside its section.  Nothing is stored; on exit the
+        counter returns to its previous value.
+        """
+        return _HeldSection(self)
+
+
+@cython.final
+cdef class FieldWriter:
+    """Writes a fixed list of fields positionally: ``writer(1.0, 2.0)``."""
+    cdef Vitals _vitals
+    cdef tuple _slots
+    cdef uint32_t _idx[STACK_SLOTS]
+    cdef Py_ssize_t _n
+
+    def __init__(self, Vitals vitals, tuple slots):
+        if len(slots) > STACK_SLOTS:
+            raise ValueError(f"writer() takes at most {STACK_SLOTS} fields, got {len(slots)}")
+        self._vitals = vitals
+        self._slots = slots
+        self._n = len(slots)
+        cdef Py_ssize_t k
+        for k in range(self._n):
+            self._idx[k] = slots[k]
+
+    def __call__(self, *values):
+        cdef Py_ssize_t n = len(values)
+        if n != self._n:
+            names = ", ".join([self._vitals._names[i] for i in self._slots])
+            raise TypeError(f"this writer takes {self._n} values ({names}), got {n}")
+        cdef uint64_t bits[STACK_SLOTS]
+        cdef Py_ssize_t k
+        for k in range(n):
+            self._vitals._convert(self._idx[k], values[k], False, &bits[k])
+        self._vitals._commit(n, self._idx, bits, False)
+
+    def __repr__(self):
+        names = ", ".join([self._vitals._names[i] for i in self._slots])
+        return f"<FieldWriter ({names})>"
+
+
+@cython.final
+cdef class _HeldSection:
+    cdef Vitals _vitals
+    cdef uint64_t _seq
+    cdef bint _open
+
+    def __init__(self, Vitals vitals):
+        self._vitals = vitals
+
+    def __enter__(self):
+        cdef int rc
+        cdef uint64_t seq = 0
+        with nogil:
+            rc = csnap_write_begin(self._vitals._rec, self._vitals._timeout_ns, &seq)
+        if rc != CSNAP_OK:
+            raise StalledWriterError("Vitals: write section busy")
+        self._seq = seq
+        self._open = True
+        return self
+
+    def __exit__(self, *exc):
+        if self._open:
+            self._open = False
+            csnap_write_abort(self._vitals._rec, self._seq)
+        return False
+
+
+def _restore(cls, fields, values, timeout):
+    """Unpickle/copy: a new record with the same schema and values, version 0."""
+    cdef Vitals new = cls(fields, timeout=timeout)
+    values = tuple(values)
+    if len(values) != new._n:
+        raise ValueError(f"cannot restore Vitals: {new._n} fields but {len(values)} values")
+    cdef uint64_t bits
+    cdef uint32_t k
+    # Nobody else can see `new` yet: store straight into the slots (validated
+    # and clamped like any write) and keep the counter at 0.
+    for k in range(new._n):
+        new._convert(k, values[k], False, &bits)
+        csnap_store_bits(new._rec, k, bits)
+    memo = _Memo.__new__(_Memo)
+    (<_Memo>memo).seq = 0
+    (<_Memo>memo).values = new._box_current()
+    new._memo_box[0] = memo
+    return new

@@ -1,0 +1,103 @@
+"""Stress-testing tools for csnapshot's seqlock record.
+
+`stress()` runs N native reader threads that read a `Vitals` record without the
+GIL while a writer keeps a checkable invariant (slot ``i`` holds ``k * (i+1)``
+for a growing k), until a deadline, and returns what the readers saw::
+
+    >>> from csnapshot.testing import stress
+    >>> r = stress(readers=2, seconds=0.5)
+    >>> r.torn
+    0
+
+The writer is either a native thread (``writer="native"``, flat out or at
+``write_rate`` writes per second) or the calling Python thread writing through
+the public API (``writer="python"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from . import _native_vitals
+from ._schema import Field
+
+__all__ = ["StressResult", "stress", "invariant_vitals"]
+
+
+@dataclasses.dataclass(frozen=True)
+class StressResult:
+    """What the readers of one `stress()` run counted."""
+
+    readers: int
+    seconds: float
+    writer: str
+    reads: int            # consistent copies taken (all readers)
+    retries: int          # optimistic attempts discarded because a write overlapped
+    fallbacks: int        # reads that gave up spinning and took the writers' lock
+    timeouts: int         # fallbacks that found the section open for the whole timeout
+    torn: int             # copies that broke the invariant: must be 0
+    changes: int          # reads that saw a newer version than the reader's previous read
+    writes: int           # completed write sections
+    per_reader: tuple[int, ...]
+
+    @property
+    def overlapped(self) -> bool:
+        """True when readers observed writes while they were reading."""
+        return self.writes > 0 and self.changes > 1
+
+    def summary(self) -> str:
+        rate = self.reads / self.seconds if self.seconds else 0.0
+        return (f"{self.readers} native readers + {self.writer} writer, {self.seconds:.2f} s: "
+                f"{self.reads:,} reads ({rate / 1e6:.1f} M/s), {self.writes:,} writes, "
+                f"{self.changes:,} version changes seen, {self.retries:,} retries, "
+                f"{self.fallbacks:,} fallbacks, {self.torn} torn")
+
+
+def invariant_vitals(nfields: int = 8) -> Any:
+    """A native `Vitals` of `nfields` unbounded float fields, all 0.0."""
+    if _native_vitals is None:
+        raise RuntimeError("csnapshot.testing needs the compiled extension")
+    return _native_vitals.Vitals([Field(f"f{i}") for i in range(nfields)])
+
+
+def stress(readers: int = 2, seconds: float = 1.0, *, writer: str = "native",
+           write_rate: float = 0.0, nfields: int = 8, vitals: Any = None,
+           read_timeout: float = 5.0) -> StressResult:
+    """Run native nogil readers against a writer until `seconds` have passed.
+
+    readers: number of reader threads (each a native loop without the GIL).
+    writer: ``"native"`` (a nogil thread), ``"python"`` (the calling thread,
+        through `Vitals.write_tuple`) or ``"none"``.
+    write_rate: writes per second; 0 means flat out.
+    vitals: a native `Vitals` whose fields are all unbounded floats
+        (default: a new one with `nfields` fields).
+    read_timeout: how long a fallback read waits for a stalled writer.
+    """
+    from . import _harness
+
+    if isinstance(readers, bool) or not isinstance(readers, int) or readers < 0:
+        raise ValueError(f"readers must be a non-negative int, got {readers!r}")
+    if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"seconds must be a positive number, got {seconds!r}")
+    if writer not in ("native", "python", "none"):
+        raise ValueError(f"writer must be 'native', 'python' or 'none', got {writer!r}")
+    if not (isinstance(write_rate, (int, float)) and write_rate >= 0):
+        raise ValueError(f"write_rate must be >= 0 writes per second, got {write_rate!r}")
+    if vitals is None:
+        if not isinstance(nfields, int) or nfields < 1:
+            raise ValueError(f"nfields must be a positive int, got {nfields!r}")
+        vitals = invariant_vitals(nfields)
+    elif _native_vitals is None or not isinstance(vitals, _native_vitals.Vitals):
+        raise TypeError("stress() needs a native csnapshot Vitals record")
+    elif any(f.kind is not float or f.min is not None or f.max is not None
+             for f in vitals.fields):
+        raise ValueError("stress() needs a record whose fields are all unbounded floats")
+    totals, writes = _harness.run(vitals, readers, float(seconds), writer,
+                                  float(write_rate), float(read_timeout))
+    return StressResult(readers=readers, seconds=float(seconds), writer=writer,
+                        reads=totals["reads"], retries=totals["retries"],
+                        fallbacks=totals["fallbacks"], timeouts=totals["timeouts"],
+                        torn=totals["torn"], changes=totals["changes"], writes=writes,
+                        per_reader=tuple(totals["per_reader"]))

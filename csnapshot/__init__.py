@@ -14,27 +14,34 @@ from __future__ import annotations
 
 import os as _os
 import warnings as _warnings
+from typing import TYPE_CHECKING, Any
 
 from ._schema import Field, StalledWriterError
 from ._pyvitals import Vitals as PyVitals
 
-try:
-    from . import _vitals as _native_vitals
-except ImportError as _exc:  # pragma: no cover - exercised by the fallback test
-    if _os.environ.get("CSNAPSHOT_REQUIRE_NATIVE"):
-        raise
-    _native_vitals = None
-    _warnings.warn(
-        f"csnapshot: the compiled extension could not be imported ({_exc}); "
-        "using the pure-Python implementation",
-        RuntimeWarning,
-        stacklevel=2,
-    )
-    Vitals = PyVitals
-    IMPLEMENTATION = "python"
+_native_vitals: Any
+IMPLEMENTATION: str
+
+if TYPE_CHECKING:
+    from ._vitals import Vitals as Vitals
 else:
-    Vitals = _native_vitals.Vitals  # type: ignore[misc]
-    IMPLEMENTATION = "native"
+    try:
+        from . import _vitals as _native_vitals
+    except ImportError as _exc:  # pragma: no cover - exercised by a subprocess test
+        if _os.environ.get("CSNAPSHOT_REQUIRE_NATIVE"):
+            raise
+        _native_vitals = None
+        _warnings.warn(
+            f"csnapshot: the compiled extension could not be imported ({_exc}); "
+            "using the pure-Python implementation",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        Vitals = PyVitals
+        IMPLEMENTATION = "python"
+    else:
+        Vitals = _native_vitals.Vitals
+        IMPLEMENTATION = "native"
 
 __version__ = "0.1.0"
 __all__ = ["Field", "Vitals", "PyVitals", "StalledWriterError", "get_include",

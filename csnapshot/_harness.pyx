@@ -67,10 +67,13 @@ cdef void reader_loop(csnap_record *rec, uint32_t n, int64_t deadline_ns,
 
 
 cdef uint64_t writer_loop(csnap_record *rec, uint32_t n, int64_t deadline_ns,
-                          int64_t period_ns, double *k_io) noexcept nogil:
+                          int64_t period_ns) noexcept nogil:
     # Flat out when period_ns == 0, else one write per period (spin-paced).
+    # k is read back inside the section, so several writers together still
+    # advance it by exactly one per write: a lost or interleaved write shows
+    # up as a torn read or as final k != total writes.
     cdef uint64_t writes = 0, seq
-    cdef double k = k_io[0]
+    cdef double k
     cdef uint32_t i
     cdef int64_t now, next_at = csnap_monotonic_ns()
     while True:
@@ -84,12 +87,11 @@ cdef uint64_t writer_loop(csnap_record *rec, uint32_t n, int64_t deadline_ns,
             next_at += period_ns
         if csnap_write_begin(rec, -1, &seq) != CSNAP_OK:
             continue
-        k += 1.0
+        k = csnap_bits_f64(csnap_peek_bits(rec, 0)) + 1.0
         for i in range(n):
             csnap_store_bits(rec, i, csnap_f64_bits(k * (i + 1)))
         csnap_write_end(rec, seq)
         writes += 1
-    k_io[0] = k
     return writes
 
 
@@ -107,18 +109,18 @@ def _run_reader(Vitals vitals, Py_ssize_t slot, int64_t deadline_ns, int64_t tim
         PyMem_Free(buf)
 
 
-def _run_native_writer(Vitals vitals, int64_t deadline_ns, int64_t period_ns, _Counts counts):
+def _run_native_writer(Vitals vitals, int64_t deadline_ns, int64_t period_ns, list out):
     cdef csnap_record *rec = vitals_record(vitals)
     cdef uint32_t n = <uint32_t>len(vitals)
-    cdef double k = csnap_load_f64(rec, 0)
+    cdef uint64_t writes
     with nogil:
-        counts.writes = writer_loop(rec, n, deadline_ns, period_ns, &k)
+        writes = writer_loop(rec, n, deadline_ns, period_ns)
+    out.append(writes)
 
 
 cdef class _Counts:
     cdef reader_counts *c
     cdef Py_ssize_t n
-    cdef public uint64_t writes
 
     def __cinit__(self, Py_ssize_t n):
         self.c = <reader_counts *>PyMem_Malloc(max(n, 1) * sizeof(reader_counts))
@@ -126,7 +128,6 @@ cdef class _Counts:
             raise MemoryError()
         memset(self.c, 0, max(n, 1) * sizeof(reader_counts))
         self.n = n
-        self.writes = 0
 
     def __dealloc__(self):
         PyMem_Free(self.c)
@@ -145,33 +146,35 @@ cdef class _Counts:
         return t
 
 
-def run(Vitals vitals, int readers, double seconds, str writer, double write_rate,
-        double read_timeout):
+def run(Vitals vitals, int readers, double seconds, str writer, int writers,
+        double write_rate, double read_timeout):
     """Run the stress; see csnapshot.testing.stress for the meaning of each argument."""
     cdef int64_t now = csnap_monotonic_ns()
     cdef int64_t deadline = now + <int64_t>(seconds * 1e9)
     cdef int64_t period = <int64_t>(1e9 / write_rate) if write_rate > 0 else 0
     cdef int64_t timeout_ns = <int64_t>(read_timeout * 1e9)
     counts = _Counts(readers)
+    writes = []
     threads = [threading.Thread(target=_run_reader, name=f"csnapshot-reader-{i}",
                                 args=(vitals, i, deadline, timeout_ns, counts))
                for i in range(readers)]
     if writer == "native":
-        threads.append(threading.Thread(target=_run_native_writer, name="csnapshot-writer",
-                                        args=(vitals, deadline, period, counts)))
+        threads += [threading.Thread(target=_run_native_writer, name=f"csnapshot-writer-{i}",
+                                     args=(vitals, deadline, period, writes))
+                    for i in range(writers)]
     for t in threads:
         t.start()
     if writer == "python":
-        counts.writes = _python_writer(vitals, deadline, period)
+        writes.append(_python_writer(vitals, deadline, period))
     for t in threads:
         t.join()
-    return counts.totals(), counts.writes
+    return counts.totals(), writes
 
 
 def _python_writer(Vitals vitals, int64_t deadline_ns, int64_t period_ns):
-    # The calling Python thread writes through the public API (write_tuple).
-    cdef Py_ssize_t n = len(vitals)
-    cdef double k = vitals.read_tuple()[0]
+    # The calling Python thread writes through the public API: one
+    # apply_delta adds (i + 1) to slot i, i.e. advances k by exactly one.
+    step = {name: float(i + 1) for i, name in enumerate(vitals)}
     cdef uint64_t writes = 0
     cdef int64_t next_at = csnap_monotonic_ns()
     cdef int64_t now
@@ -183,7 +186,6 @@ def _python_writer(Vitals vitals, int64_t deadline_ns, int64_t period_ns):
             if now < next_at:
                 continue
             next_at += period_ns
-        k += 1.0
-        vitals.write_tuple([k * (i + 1) for i in range(n)])
+        vitals.apply_delta(step)
         writes += 1
     return writes

@@ -44,7 +44,7 @@ class Vitals:
         self._highs = tuple(_high(f) for f in schema)
         self._write_lock = threading.Lock()
         # (completed write sections, values in schema order): one reference.
-        self._state: tuple[int, tuple] = (0, tuple(f.default for f in schema))
+        self._state: tuple[int, tuple[Any, ...]] = (0, tuple(f.default for f in schema))
 
     # ---- reads: one attribute load, never a lock ----
 
@@ -56,10 +56,10 @@ class Vitals:
     def version(self) -> int:
         return self._state[0]
 
-    def read_tuple(self) -> tuple:
+    def read_tuple(self) -> tuple[Any, ...]:
         return self._state[1]
 
-    def read_versioned(self) -> tuple[int, tuple]:
+    def read_versioned(self) -> tuple[int, tuple[Any, ...]]:
         return self._state
 
     def read(self) -> dict[str, Any]:
@@ -102,7 +102,12 @@ class Vitals:
         self._commit([(i, coerce(self._fields[i], v)) for i, v in enumerate(values)],
                      delta=False)
 
+    def index(self, name: str) -> int:
+        return self._lookup(name)
+
     def writer(self, *names: str) -> "_FieldWriter":
+        if len(set(names)) != len(names):
+            raise ValueError(f"writer() got a field name twice: {names!r}")
         return _FieldWriter(self, tuple(self._lookup(n) for n in names))
 
     def _lookup(self, name: object) -> int:
@@ -119,6 +124,8 @@ class Vitals:
         return prepared
 
     def _commit(self, prepared: list[tuple[int, Any]], *, delta: bool) -> None:
+        if not prepared:
+            return  # nothing to write: no section, no new version
         if not self._write_lock.acquire(timeout=self._timeout):
             raise StalledWriterError(
                 f"Vitals: another writer held the write lock for over {self._timeout} s")
@@ -140,7 +147,7 @@ class Vitals:
     def __copy__(self) -> "Vitals":
         return self._clone()
 
-    def __deepcopy__(self, memo: dict) -> "Vitals":
+    def __deepcopy__(self, memo: dict[int, Any]) -> "Vitals":
         return self._clone()
 
     def _clone(self) -> "Vitals":
@@ -148,7 +155,7 @@ class Vitals:
         new._state = (0, self._state[1])
         return new
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         return (_restore, (type(self), self._fields, self._state[1], self._timeout))
 
     def __repr__(self) -> str:
@@ -206,7 +213,7 @@ def _check_timeout(timeout: object) -> float:
     return float(timeout)
 
 
-def _restore(cls: type, fields: tuple[Field, ...], values: tuple, timeout: float) -> Any:
+def _restore(cls: type, fields: tuple[Field, ...], values: tuple[Any, ...], timeout: float) -> Any:
     """Unpickle: a new record with the same schema and values, version 0."""
     new = cls(fields, timeout=timeout)
     new.write_tuple(values)  # validated like any write

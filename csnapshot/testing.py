@@ -39,7 +39,9 @@ class StressResult:
     timeouts: int         # fallbacks that found the section open for the whole timeout
     torn: int             # copies that broke the invariant: must be 0
     changes: int          # reads that saw a newer version than the reader's previous read
-    writes: int           # completed write sections
+    writes: int           # completed write sections (all writers)
+    lost_writes: int      # writes not reflected in the final k: must be 0
+    writers: int
     per_reader: tuple[int, ...]
 
     @property
@@ -49,10 +51,11 @@ class StressResult:
 
     def summary(self) -> str:
         rate = self.reads / self.seconds if self.seconds else 0.0
-        return (f"{self.readers} native readers + {self.writer} writer, {self.seconds:.2f} s: "
+        who = f"{self.writers} {self.writer}" if self.writer == "native" else self.writer
+        return (f"{self.readers} native readers + {who} writer(s), {self.seconds:.2f} s: "
                 f"{self.reads:,} reads ({rate / 1e6:.1f} M/s), {self.writes:,} writes, "
                 f"{self.changes:,} version changes seen, {self.retries:,} retries, "
-                f"{self.fallbacks:,} fallbacks, {self.torn} torn")
+                f"{self.fallbacks:,} fallbacks, {self.torn} torn, {self.lost_writes} lost writes")
 
 
 def invariant_vitals(nfields: int = 8) -> Any:
@@ -63,14 +66,16 @@ def invariant_vitals(nfields: int = 8) -> Any:
 
 
 def stress(readers: int = 2, seconds: float = 1.0, *, writer: str = "native",
-           write_rate: float = 0.0, nfields: int = 8, vitals: Any = None,
+           writers: int = 1, write_rate: float = 0.0, nfields: int = 8, vitals: Any = None,
            read_timeout: float = 5.0) -> StressResult:
     """Run native nogil readers against a writer until `seconds` have passed.
 
     readers: number of reader threads (each a native loop without the GIL).
     writer: ``"native"`` (a nogil thread), ``"python"`` (the calling thread,
         through `Vitals.write_tuple`) or ``"none"``.
-    write_rate: writes per second; 0 means flat out.
+    writers: number of native writer threads (``writer="native"`` only); they
+        serialise on the record's writers' lock.
+    write_rate: writes per second per writer; 0 means flat out.
     vitals: a native `Vitals` whose fields are all unbounded floats
         (default: a new one with `nfields` fields).
     read_timeout: how long a fallback read waits for a stalled writer.
@@ -83,6 +88,8 @@ def stress(readers: int = 2, seconds: float = 1.0, *, writer: str = "native",
         raise ValueError(f"seconds must be a positive number, got {seconds!r}")
     if writer not in ("native", "python", "none"):
         raise ValueError(f"writer must be 'native', 'python' or 'none', got {writer!r}")
+    if isinstance(writers, bool) or not isinstance(writers, int) or writers < 1:
+        raise ValueError(f"writers must be a positive int, got {writers!r}")
     if not (isinstance(write_rate, (int, float)) and write_rate >= 0):
         raise ValueError(f"write_rate must be >= 0 writes per second, got {write_rate!r}")
     if vitals is None:
@@ -94,10 +101,15 @@ def stress(readers: int = 2, seconds: float = 1.0, *, writer: str = "native",
     elif any(f.kind is not float or f.min is not None or f.max is not None
              for f in vitals.fields):
         raise ValueError("stress() needs a record whose fields are all unbounded floats")
-    totals, writes = _harness.run(vitals, readers, float(seconds), writer,
+    k_before = vitals.read_tuple()[0]
+    totals, writes = _harness.run(vitals, readers, float(seconds), writer, writers,
                                   float(write_rate), float(read_timeout))
+    total_writes = sum(writes)
+    k_after = vitals.read_tuple()[0]
     return StressResult(readers=readers, seconds=float(seconds), writer=writer,
                         reads=totals["reads"], retries=totals["retries"],
                         fallbacks=totals["fallbacks"], timeouts=totals["timeouts"],
-                        torn=totals["torn"], changes=totals["changes"], writes=writes,
+                        torn=totals["torn"], changes=totals["changes"], writes=total_writes,
+                        lost_writes=int(total_writes - (k_after - k_before)),
+                        writers=writers if writer == "native" else int(writer == "python"),
                         per_reader=tuple(totals["per_reader"]))

@@ -1,0 +1,619 @@
+"""Copy-on-write containers: what one writer hands to many lock-free readers.
+
+A writer thread owns the live structures and publishes immutable snapshots of
+them; reader threads (HTTP handlers, persistence) take the latest snapshot with
+one reference load and keep it as long as they like.  Three types:
+
+- `SnapshotLog` (writer) / `LogView` (reader): a bounded, append-mostly log.
+  ``view()`` is O(1) whatever the length: a persistent 32-way trie holds the
+  full chunks, and only the last partial chunk (< 32 entries) is copied.
+- `CowDict` (writer) / `FrozenDict` (reader): a dict copied only on the first
+  write after a ``freeze()``; the frozen dict is a real ``dict`` (so
+  ``json.dumps`` takes it as is) whose mutating methods raise ``TypeError``.
+- `PublishCell`: one ``(version, object)`` tuple swapped by ``publish()`` and
+  read by ``latest()`` without a lock.
+
+A snapshot reflects the state at the moment ``view()``/``freeze()``/
+``publish()`` returned, and never changes afterwards.  Entries and dict values
+are shared, not copied: they must be immutable (tuples, frozen dataclasses,
+`freeze_value()` results).  Why this is safe without the GIL, and the limits:
+docs/development/cow.md.
+"""
+
+from __future__ import annotations
+
+import operator
+import threading
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from typing import Any, Callable, Generic, NoReturn, TypeVar, overload
+
+__all__ = ["SnapshotLog", "LogView", "CowDict", "FrozenDict", "PublishCell",
+           "freeze_value", "json_default"]
+
+T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
+
+# ---- the trie (shared by SnapshotLog and LogView) -------------------------
+#
+# Entries are numbered by an absolute append number `a`.  Full chunks of 32
+# entries are leaves (tuples); inner nodes are 32-tuples of children or None.
+# A root at `shift` finds the child of `a` at ``(a >> shift) & 31``; shift 5
+# means "children are leaves".  Nodes are never mutated: a change copies the
+# path from the root (O(32 * depth)), so any root ever handed out stays valid.
+# The live entries are [start, end); entries >= toff are in the tail (< 32).
+_W = 32
+
+
+def _leaf(root: Any, shift: int, a: int) -> tuple:
+    node = root
+    while shift:
+        node = node[(a >> shift) & 31]
+        shift -= 5
+    return node
+
+
+def _set_leaf(node: tuple | None, shift: int, a: int, leaf: tuple | None) -> tuple | None:
+    """Copy the path to the leaf holding `a`, putting `leaf` there.
+
+    None drops the leaf, and a node left with no children becomes None, so
+    evicted chunks cost no memory and the writer never scans them again.
+    """
+    children = list(node) if node is not None else [None] * _W
+    i = (a >> shift) & 31
+    children[i] = leaf if shift == 5 else _set_leaf(children[i], shift - 5, a, leaf)
+    if children[i] is None and children.count(None) == _W:
+        return None
+    return tuple(children)
+
+
+def _build(entries: list) -> tuple[tuple | None, int, list, int]:
+    """(root, shift, tail, toff) holding `entries` numbered from 0, in O(n)."""
+    full = len(entries) - len(entries) % _W
+    nodes: list = [tuple(entries[i:i + _W]) for i in range(0, full, _W)]
+    if not nodes:
+        return None, 5, entries[full:], full
+    shift = 5
+    while len(nodes) > _W:
+        nodes = [_pad(nodes[i:i + _W]) for i in range(0, len(nodes), _W)]
+        shift += 5
+    return _pad(nodes), shift, entries[full:], full
+
+
+def _pad(nodes: list) -> tuple:
+    return tuple(nodes) + (None,) * (_W - len(nodes))
+
+
+def _collect(root: Any, shift: int, tail: Sequence, toff: int, lo: int, hi: int) -> list:
+    """The entries [lo, hi) as a new list: O(hi - lo) plus one descent per chunk."""
+    out: list = []
+    a, top = lo, min(hi, toff)
+    while a < top:
+        j = a & 31
+        k = min(_W, j + top - a)
+        out += _leaf(root, shift, a)[j:k]
+        a += k - j
+    if a < hi:
+        out += tail[a - toff:hi - toff]
+    return out
+
+
+class LogView(Sequence[T]):
+    """An immutable view of a `SnapshotLog` at one moment (O(1) to take).
+
+    ``len``, indexing (negative too) and iteration as for a tuple; slicing,
+    ``last(k)`` and ``to_list()`` return new lists in time proportional to
+    their length.  ``json.dumps`` cannot take it directly (the encoder only
+    walks real lists/tuples): serialise ``to_list()``, or pass
+    ``default=json_default``.  ``LogView(entries)`` builds one from a sequence.
+    """
+
+    # One tuple (root, shift, tail, toff, start, end): one immutable slot, so
+    # __setattr__ can refuse everything and building a view stays cheap.
+    __slots__ = ("_s",)
+    _s: tuple[Any, int, tuple, int, int, int]
+
+    def __new__(cls, entries: Iterable[T] = ()) -> "LogView[T]":
+        root, shift, tail, toff = _build(list(entries))
+        return _make_view(root, shift, tuple(tail), toff, 0, toff + len(tail))
+
+    def __len__(self) -> int:
+        s = self._s
+        return s[5] - s[4]
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        root, shift, tail, toff, start, end = self._s
+        if isinstance(i, slice):
+            r = range(end - start)[i]
+            if r.step == 1:
+                return _collect(root, shift, tail, toff, start + r.start, start + r.stop)
+            return [self[k] for k in r]
+        n = end - start
+        k = operator.index(i)
+        if k < 0:
+            k += n
+        if not 0 <= k < n:
+            raise IndexError(f"LogView index {i} out of range for a view of {n} entries")
+        a = start + k
+        if a >= toff:
+            return tail[a - toff]
+        return _leaf(root, shift, a)[a & 31]
+
+    def __iter__(self) -> Iterator[T]:
+        root, shift, tail, toff, start, end = self._s
+        a = start
+        while a < min(end, toff):
+            j = a & 31
+            k = min(_W, j + min(end, toff) - a)
+            yield from _leaf(root, shift, a)[j:k]
+            a += k - j
+        if a < end:
+            yield from tail[a - toff:end - toff]
+
+    def __reversed__(self) -> Iterator[T]:
+        root, shift, tail, toff, start, end = self._s
+        a = end
+        if a > toff:
+            lo = max(start, toff)
+            yield from reversed(tail[lo - toff:a - toff])
+            a = lo
+        while a > start:
+            j = (a - 1) & 31
+            lo = max(start, a - 1 - j)
+            yield from reversed(_leaf(root, shift, a - 1)[lo & 31:j + 1])
+            a = lo
+
+    def last(self, k: int) -> list[T]:
+        """The last `k` entries (all if fewer), oldest first, in O(k)."""
+        k = operator.index(k)
+        if k < 0:
+            raise ValueError(f"last() takes a count >= 0, got {k}")
+        root, shift, tail, toff, start, end = self._s
+        return _collect(root, shift, tail, toff, max(start, end - k), end)
+
+    def to_list(self, limit: int | None = None) -> list[T]:
+        """All entries, or the last `limit`, as a new JSON-ready list."""
+        if limit is None:
+            root, shift, tail, toff, start, end = self._s
+            return _collect(root, shift, tail, toff, start, end)
+        return self.last(limit)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, (LogView, list, tuple)):
+            return NotImplemented
+        return len(self) == len(other) and all(x == y for x, y in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise TypeError(f"LogView is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise TypeError(f"LogView is immutable: cannot delete {name!r}")
+
+    def __copy__(self) -> "LogView[T]":
+        return self
+
+    def __reduce__(self) -> tuple:
+        return (LogView, (self.to_list(),))
+
+    def __repr__(self) -> str:
+        n = len(self)
+        if n <= 8:
+            return f"LogView({self.to_list()!r})"
+        return f"<LogView of {n} entries, last 3: {self.last(3)!r}>"
+
+
+def _make_view(root: Any, shift: int, tail: tuple, toff: int, start: int, end: int) -> LogView:
+    view = object.__new__(LogView)
+    object.__setattr__(view, "_s", (root, shift, tail, toff, start, end))
+    return view
+
+
+class SnapshotLog(Generic[T]):
+    """The writer side of a bounded log; ``view()`` gives readers an O(1) snapshot.
+
+    ``append`` evicts the oldest entry when ``maxlen`` entries are live
+    (amortised O(1): one O(log32 n) path copy per 32 appends); ``replace`` is
+    O(log32 n); ``remove_if``/``transform``/``clear`` rebuild in O(n).
+    Entries are stored, never copied or mutated: keep them immutable.  One
+    writer by contract; a lock keeps a second writer from corrupting it.
+    Reader threads use views, never this object.
+    """
+
+    __slots__ = ("_maxlen", "_root", "_shift", "_tail", "_toff", "_start", "_end",
+                 "_dropped", "_view", "_lock")
+
+    def __init__(self, maxlen: int, entries: Iterable[T] = ()) -> None:
+        if isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen <= 0:
+            raise ValueError(f"SnapshotLog maxlen must be a positive int, got {maxlen!r}")
+        self._maxlen = maxlen
+        self._lock = threading.Lock()
+        self._reset([])
+        self.extend(entries)
+
+    @property
+    def maxlen(self) -> int:
+        return self._maxlen
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        if isinstance(i, slice):
+            return self.view()[i]
+        n = self._end - self._start
+        k = operator.index(i)
+        if k < 0:
+            k += n
+        if not 0 <= k < n:
+            raise IndexError(f"SnapshotLog index {i} out of range for a log of {n} entries")
+        return self._get(self._start + k)
+
+    def __iter__(self) -> Iterator[T]:
+        # Iterate a view, so the writer may append while it iterates.
+        return iter(self.view())
+
+    def view(self) -> LogView[T]:
+        """An immutable snapshot of the live entries, O(1) (copies < 32 entries)."""
+        with self._lock:
+            v = self._view
+            if v is None:  # cached until the next change: re-publishing is free
+                v = self._view = _make_view(self._root, self._shift, tuple(self._tail),
+                                            self._toff, self._start, self._end)
+            return v
+
+    def append(self, entry: T) -> None:
+        with self._lock:
+            self._append(entry)
+            self._view = None
+
+    def extend(self, entries: Iterable[T]) -> None:
+        items = list(entries)  # before the lock: `entries` may be this log
+        with self._lock:
+            if len(items) >= self._maxlen:  # everything live is replaced
+                self._reset(items[len(items) - self._maxlen:])
+            else:
+                for e in items:
+                    self._append(e)
+            self._view = None
+
+    def replace(self, i: int, entry: T) -> None:
+        """Put `entry` in place of the i-th live entry (negative counts from the end)."""
+        with self._lock:
+            n = self._end - self._start
+            k = operator.index(i)
+            if k < 0:
+                k += n
+            if not 0 <= k < n:
+                raise IndexError(f"SnapshotLog.replace index {i} out of range "
+                                 f"for a log of {n} entries")
+            a = self._start + k
+            if a >= self._toff:
+                self._tail[a - self._toff] = entry  # views hold a tuple copy of the tail
+            else:
+                leaf = list(_leaf(self._root, self._shift, a))
+                leaf[a & 31] = entry
+                self._root = _set_leaf(self._root, self._shift, a, tuple(leaf))
+            self._view = None
+
+    def remove_if(self, pred: Callable[[T], object]) -> int:
+        """Drop the entries for which ``pred(entry)`` is true; O(n).  Returns how many.
+
+        `pred` runs under the writers' lock: it must not call back into this log.
+        """
+        with self._lock:
+            old = self._all()
+            keep = [e for e in old if not pred(e)]
+            if len(keep) != len(old):
+                self._reset(keep)
+            return len(old) - len(keep)
+
+    def transform(self, fn: Callable[[T], T]) -> None:
+        """Replace every entry by ``fn(entry)`` in one O(n) rebuild (vs n replaces)."""
+        with self._lock:
+            self._reset([fn(e) for e in self._all()])
+
+    def clear(self) -> None:
+        with self._lock:
+            self._reset([])
+
+    def __repr__(self) -> str:
+        return f"<SnapshotLog of {len(self)} entries, maxlen={self._maxlen}>"
+
+    # ---- internals: called with the lock held ----
+
+    def _get(self, a: int) -> T:
+        if a >= self._toff:
+            return self._tail[a - self._toff]
+        return _leaf(self._root, self._shift, a)[a & 31]
+
+    def _all(self) -> list[T]:
+        return _collect(self._root, self._shift, self._tail, self._toff, self._start, self._end)
+
+    def _reset(self, entries: list[T]) -> None:
+        # Renumbering from 0 is fine: absolute numbers never leave this object.
+        self._root, self._shift, self._tail, self._toff = _build(entries)
+        self._start = self._dropped = 0
+        self._end = len(entries)
+        self._view = None
+
+    def _append(self, entry: T) -> None:
+        tail = self._tail
+        tail.append(entry)
+        self._end += 1
+        if len(tail) == _W:
+            # Numbers only grow, so the depth is log32(appends since the last rebuild).
+            while self._toff >> 5 >= 1 << self._shift:
+                if self._root is not None:
+                    self._root = (self._root,) + (None,) * (_W - 1)
+                self._shift += 5
+            self._root = _set_leaf(self._root, self._shift, self._toff, tuple(tail))
+            self._toff += _W
+            self._tail = []  # never mutate a list a view may have been built from
+        if self._end - self._start > self._maxlen:
+            self._start += 1
+            # Drop a chunk once all of it is evicted: amortised O(1) per eviction.
+            while self._dropped + _W <= self._start and self._dropped < self._toff:
+                self._root = _set_leaf(self._root, self._shift, self._dropped, None)
+                self._dropped += _W
+
+
+# ---- dicts -----------------------------------------------------------------
+
+_dict_setitem = dict.__setitem__
+_dict_delitem = dict.__delitem__
+
+
+class FrozenDict(dict[K, V]):
+    """A read-only ``dict``: ``json.dumps``, ``isinstance(x, dict)`` and reads work as usual.
+
+    The mutating methods raise ``TypeError``.  Limits: ``dict.__setitem__(d,
+    k, v)`` and friends bypass this (no reader does that by accident), and the
+    values are as mutable as they were stored (see `freeze_value`).  ``d | x``
+    and ``d.copy()`` return plain, mutable dicts.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "FrozenDict[K, V]":
+        self = dict.__new__(cls)
+        dict.update(self, *args, **kwargs)
+        return self
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass  # filled by __new__: calling __init__ again must not add items
+
+    def _readonly(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("FrozenDict is read-only (a published snapshot); "
+                        "use dict(d) for a mutable copy")
+
+    __setitem__ = __delitem__ = __ior__ = _readonly
+    clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+
+    @classmethod
+    def fromkeys(cls, iterable: Iterable[Any], value: Any = None) -> "FrozenDict[Any, Any]":
+        return cls(dict.fromkeys(iterable, value))
+
+    def __copy__(self) -> "FrozenDict[K, V]":
+        return self
+
+    def __reduce__(self) -> tuple:
+        return (FrozenDict, (dict(self),))
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({dict.__repr__(self)})"
+
+
+class CowDict(MutableMapping[K, V]):
+    """The writer side of a dict whose ``freeze()`` is O(1).
+
+    ``freeze()`` hands out the current dict itself and marks it shared; the
+    first write after that copies it (O(n): right for small dicts, the kind a
+    state record has).  Stored values are shared with every snapshot: store
+    immutable ones, or pass nested dicts/lists through `freeze_value`.
+    """
+
+    __slots__ = ("_data", "_shared", "_lock")
+
+    def __init__(self, initial: Mapping[K, V] | Iterable[tuple[K, V]] | None = None) -> None:
+        self._data: FrozenDict[K, V] = FrozenDict(initial or ())
+        self._shared = False
+        self._lock = threading.Lock()
+
+    def freeze(self) -> FrozenDict[K, V]:
+        """A read-only snapshot of the current items, O(1)."""
+        with self._lock:
+            self._shared = True
+            return self._data
+
+    def _writable(self) -> FrozenDict[K, V]:
+        # Called with the lock held.  Readers may hold the shared dict, so it
+        # is never written again: copy it once, then write the copy in place.
+        if self._shared:
+            self._data = FrozenDict(self._data)
+            self._shared = False
+        return self._data
+
+    def __getitem__(self, key: K) -> V:
+        return self._data[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: K, default: Any = None) -> Any:
+        return self._data.get(key, default)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CowDict):
+            return self._data == other._data
+        return self._data == other if isinstance(other, Mapping) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __setitem__(self, key: K, value: V) -> None:
+        with self._lock:
+            data = self._data
+            if key in data and data[key] is value:
+                return  # no change: keep sharing
+            _dict_setitem(self._writable(), key, value)
+
+    def __delitem__(self, key: K) -> None:
+        with self._lock:
+            if key not in self._data:
+                raise KeyError(key)
+            _dict_delitem(self._writable(), key)
+
+    def pop(self, key: K, *default: Any) -> Any:
+        with self._lock:
+            if key not in self._data:
+                if default:
+                    return default[0]
+                raise KeyError(key)
+            return dict.pop(self._writable(), key)
+
+    def popitem(self) -> tuple[K, V]:
+        with self._lock:
+            if not self._data:
+                raise KeyError("popitem(): CowDict is empty")
+            return dict.popitem(self._writable())
+
+    def setdefault(self, key: K, default: Any = None) -> Any:
+        with self._lock:
+            if key in self._data:
+                return self._data[key]
+            _dict_setitem(self._writable(), key, default)
+            return default
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        items = dict(other, **kwargs)  # outside the lock: `other` may be this dict
+        if items:
+            with self._lock:
+                dict.update(self._writable(), items)
+
+    def clear(self) -> None:
+        with self._lock:
+            if self._shared:  # nothing to copy
+                self._data, self._shared = FrozenDict(), False
+            else:
+                dict.clear(self._data)
+
+    def __repr__(self) -> str:
+        return f"CowDict({dict.__repr__(self._data)})"
+
+
+def freeze_value(obj: Any) -> Any:
+    """A deeply read-only equivalent of `obj`, built once by the writer.
+
+    dict/Mapping -> FrozenDict, list/tuple -> tuple (namedtuples keep their
+    type), set -> frozenset, CowDict -> its ``freeze()``, SnapshotLog -> its
+    ``view()``; the same object comes back when nothing inside needed
+    freezing.  Anything else (str, numbers, frozen dataclasses...) is assumed
+    immutable and returned as is.  Not for cyclic structures.
+    """
+    if obj is None or type(obj) in _ATOMS:
+        return obj
+    if isinstance(obj, CowDict):
+        return obj.freeze()
+    if isinstance(obj, SnapshotLog):
+        return obj.view()
+    if isinstance(obj, Mapping):
+        items = {k: freeze_value(v) for k, v in obj.items()}
+        if isinstance(obj, FrozenDict) and all(items[k] is v for k, v in obj.items()):
+            return obj
+        return FrozenDict(items)
+    if isinstance(obj, tuple):
+        vals = [freeze_value(v) for v in obj]
+        if all(a is b for a, b in zip(vals, obj)):
+            return obj
+        return obj._make(vals) if hasattr(obj, "_make") else tuple(vals)
+    if isinstance(obj, list):
+        return tuple(freeze_value(v) for v in obj)
+    if isinstance(obj, (set, frozenset)):
+        return frozenset(obj)
+    return obj
+
+
+_ATOMS = frozenset({str, int, float, bool, bytes, complex})
+
+
+def json_default(obj: Any) -> Any:
+    """``json.dumps(x, default=json_default)``: serialise `LogView`s found inside `x`.
+
+    Only the views reached are converted, each in time proportional to its
+    length (what the encoder spends on it anyway).
+    """
+    if isinstance(obj, LogView):
+        return obj.to_list()
+    if isinstance(obj, (tuple, frozenset)):
+        return list(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+# ---- publication -----------------------------------------------------------
+
+
+class PublishCell(Generic[T]):
+    """One published object and its version, swapped as one reference.
+
+    ``publish()`` (writers, serialised by a lock) stores ``(version + 1,
+    obj)`` as one tuple; ``latest()`` returns that tuple without a lock, so the
+    pair can never tear.  Version 0 is the initial object.
+    """
+
+    __slots__ = ("_state", "_cond")
+
+    def __init__(self, initial: Any = None) -> None:
+        self._state: tuple[int, T] = (0, initial)
+        self._cond = threading.Condition(threading.Lock())
+
+    def publish(self, obj: T) -> int:
+        """Make `obj` the latest object; returns its version."""
+        with self._cond:
+            version = self._state[0] + 1
+            self._state = (version, obj)
+            self._cond.notify_all()
+        return version
+
+    def latest(self) -> tuple[int, T]:
+        """``(version, obj)``, consistent, lock-free."""
+        return self._state
+
+    def get(self) -> T:
+        return self._state[1]
+
+    @property
+    def version(self) -> int:
+        return self._state[0]
+
+    def wait_newer(self, version: int, timeout: float | None = None) -> tuple[int, T]:
+        """Wait until a version > `version` is published (or `timeout` s), then ``latest()``.
+
+        On timeout the returned version is still <= `version`.
+        """
+        state = self._state
+        if state[0] > version:
+            return state  # readers that are not behind never lock
+        with self._cond:
+            self._cond.wait_for(lambda: self._state[0] > version, timeout)
+            return self._state
+
+    def __repr__(self) -> str:
+        version, obj = self._state
+        return f"<PublishCell version={version} obj={type(obj).__name__}>"

@@ -1,0 +1,33 @@
+"""On a free-threaded CPython, importing csnapshot must leave the GIL disabled."""
+
+import os
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+@pytest.mark.skipif(not FREE_THREADED, reason="needs a free-threaded (3.13t/3.14t) build")
+def test_import_keeps_gil_disabled():
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON_GIL"}  # no forcing
+    code = ("import sys, csnapshot, csnapshot.testing, csnapshot._harness; "
+            "print(csnapshot.IMPLEMENTATION, sys._is_gil_enabled())")
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["native", "False"], out.stdout + out.stderr
+
+
+def test_every_pyx_declares_freethreading_compatible():
+    import csnapshot
+    src = os.path.dirname(csnapshot.__file__)
+    pyx = [f for f in os.listdir(src) if f.endswith(".pyx")]
+    if not pyx:
+        pytest.skip("installed without sources")
+    for name in pyx:
+        with open(os.path.join(src, name)) as f:
+            head = f.readline()
+        assert "freethreading_compatible=True" in head, name

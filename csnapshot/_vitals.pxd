@@ -38,6 +38,7 @@ cdef class Vitals:
     cdef tuple _box_current(self)
     cdef tuple _box(self, uint64_t *buf)
     cdef int _convert(self, uint32_t i, object value, bint delta, uint64_t *out) except -1
+    cdef _apply_dict(self, dict values, bint delta)
     cdef int _commit(self, Py_ssize_t n, uint32_t *idx, uint64_t *bits, bint delta) except -1
 
 

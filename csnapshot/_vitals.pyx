@@ -141,11 +141,12 @@ cdef class Vitals:
 
     def read(self):
         """All values as a new ``{name: value}`` dict, one consistent copy."""
-        values = self.read_tuple()
+        cdef tuple values = self.read_tuple()
+        cdef tuple names = self._names
         cdef dict out = {}
         cdef Py_ssize_t i
         for i in range(self._n):
-            PyDict_SetItem(out, self._names[i], values[i])
+            PyDict_SetItem(out, names[i], values[i])
         return out
 
     def get(self, name):
@@ -238,6 +239,10 @@ cdef class Vitals:
 
     def write(self, **values):
         """Set the named fields in one write section (clamped; all or nothing)."""
+        self._apply_dict(values, False)
+
+    cdef _apply_dict(self, dict values, bint delta):
+        # {name: value} from a plain dict: no intermediate list.
         cdef Py_ssize_t n = len(values)
         if n == 0:
             return
@@ -253,13 +258,17 @@ cdef class Vitals:
         cdef PyObject *key
         cdef PyObject *value
         while PyDict_Next(values, &pos, &key, &value):
+            if k == n:
+                raise RuntimeError("dictionary changed size during write")
             idx[k] = self._slot(<object>key)
-            self._convert(idx[k], <object>value, False, &bits[k])
+            self._convert(idx[k], <object>value, delta, &bits[k])
             k += 1
-        self._commit(n, idx, bits, False)
+        self._commit(k, idx, bits, delta)
 
     def apply_delta(self, deltas):
         """Add ``{name: delta}`` to the fields in one write section (clamped)."""
+        if type(deltas) is dict:
+            return self._apply_dict(deltas, True)
         if not isinstance(deltas, Mapping):
             raise TypeError("apply_delta() takes a mapping of field names to numbers, "
                             f"got {type(deltas).__name__}")

@@ -22,11 +22,9 @@ def test_import_keeps_gil_disabled():
 
 
 def test_every_pyx_declares_freethreading_compatible():
-    import csnapshot
-    src = os.path.dirname(csnapshot.__file__)
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "csnapshot")
     pyx = [f for f in os.listdir(src) if f.endswith(".pyx")]
-    if not pyx:
-        pytest.skip("installed without sources")
+    assert len(pyx) >= 2
     for name in pyx:
         with open(os.path.join(src, name)) as f:
             head = f.readline()

@@ -1,0 +1,1 @@
+"""Opt-in benchmarks: `python -m benchmarks.bench_vitals` or `pytest benchmarks`."""

@@ -1,0 +1,1 @@
+"""Benchmarks are opt-in: they are collected only when `benchmarks/` is named."""

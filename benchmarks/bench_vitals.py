@@ -26,7 +26,8 @@ OPS = {
     "read_tuple": lambda s: s.read_tuple,
     "read_dict": lambda s: s.read_dict,
     "write3 (positional)": lambda s: (lambda w=s.write3: w(50.0, 0.5, 0.5)),
-    "write3 (keywords)": lambda s: (lambda w=getattr(s, "write3_kw", s.write3): w(50.0, 0.5, 0.5)),
+    "write3 (keywords)": lambda s: (s.write3_kw_op() if hasattr(s, "write3_kw_op")
+                                    else (lambda w=s.write3: w(50.0, 0.5, 0.5))),
     "delta3": lambda s: (lambda d=s.delta3: d(0.0)),
 }
 

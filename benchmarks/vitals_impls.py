@@ -130,14 +130,15 @@ class _VitalsScheme:
         self.write3 = w
         v = self.v
 
-        def write3_kw(a, b, c):
-            v.write(energy=a, integrity=b, stability=c)
-
         def delta3(d):
             v.apply_delta({"energy": d, "integrity": d, "stability": d})
 
-        self.write3_kw = write3_kw
         self.delta3 = delta3
+
+    def write3_kw_op(self):
+        """A zero-argument call of write() with keywords: one frame, like the others."""
+        v = self.v
+        return lambda: v.write(energy=50.0, integrity=0.5, stability=0.5)
 
 
 class CSnapshot(_VitalsScheme):

@@ -36,7 +36,7 @@ elif sanitize == "address":
 here = os.path.dirname(os.path.abspath(__file__))
 common = dict(
     include_dirs=[os.path.join(here, "csnapshot")],
-    depends=["csnapshot/csnap_seqlock.h", "csnapshot/_seqlock.pxd", "csnapshot/_vitals.pxd"],
+    depends=["csnapshot/csnap_seqlock.h", "csnapshot/csnap_pycell.h", "csnapshot/_seqlock.pxd", "csnapshot/_vitals.pxd"],
     extra_compile_args=compile_args,
     extra_link_args=link_args,
 )

@@ -4,9 +4,11 @@ It has the native type's API and semantics, and it is what the contract tests
 hold the native type to.  It is also the fallback when the extension cannot be
 imported.  The whole design in one sentence: the current values live in one
 immutable tuple ``(version, values)``; writers build the next tuple under a
-lock and publish it by rebinding one attribute; readers load that attribute
-(an atomic reference read on every CPython build, free-threaded included) and
-never wait.
+lock and publish it by replacing the one item of a list (the "cell"); readers
+read that item and never wait.  A list item, not a plain attribute, because
+list item access is what CPython makes safe against concurrent replacement on
+free-threaded builds (PyList_GetItemRef / PyList_SetItem); a ``__slots__``
+member read is not guaranteed to be on 3.13.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ __all__ = ["Vitals"]
 class Vitals:
     """A record of named numeric fields: consistent reads, all-or-nothing writes."""
 
-    __slots__ = ("_fields", "_names", "_index", "_lows", "_highs", "_state",
+    __slots__ = ("_fields", "_names", "_index", "_lows", "_highs", "_cell",
                  "_write_lock", "_timeout", "__weakref__")
 
     def __init__(self, fields: Iterable[Field], *, timeout: float = 1.0) -> None:
@@ -43,8 +45,9 @@ class Vitals:
         self._lows = tuple(_low(f) for f in schema)
         self._highs = tuple(_high(f) for f in schema)
         self._write_lock = threading.Lock()
-        # (completed write sections, values in schema order): one reference.
-        self._state: tuple[int, tuple[Any, ...]] = (0, tuple(f.default for f in schema))
+        # [(completed write sections, values in schema order)]: one reference.
+        self._cell: list[tuple[int, tuple[Any, ...]]] = [
+            (0, tuple(f.default for f in schema))]
 
     # ---- reads: one attribute load, never a lock ----
 
@@ -54,23 +57,23 @@ class Vitals:
 
     @property
     def version(self) -> int:
-        return self._state[0]
+        return self._cell[0][0]
 
     def read_tuple(self) -> tuple[Any, ...]:
-        return self._state[1]
+        return self._cell[0][1]
 
     def read_versioned(self) -> tuple[int, tuple[Any, ...]]:
-        return self._state
+        return self._cell[0]
 
     def read(self) -> dict[str, Any]:
-        return dict(zip(self._names, self._state[1]))
+        return dict(zip(self._names, self._cell[0][1]))
 
     def get(self, name: str) -> Any:
         try:
             i = self._index[name]
         except (KeyError, TypeError):
             raise unknown_field(name, self._fields) from None
-        return self._state[1][i]
+        return self._cell[0][1][i]
 
     __getitem__ = get
 
@@ -130,7 +133,7 @@ class Vitals:
             raise StalledWriterError(
                 f"Vitals: another writer held the write lock for over {self._timeout} s")
         try:
-            version, current = self._state
+            version, current = self._cell[0]
             new = list(current)
             for i, value in prepared:
                 if delta:
@@ -138,7 +141,7 @@ class Vitals:
                     if self._fields[i].kind is int:
                         value = min(max(value, INT64_MIN), INT64_MAX)
                 new[i] = min(max(value, self._lows[i]), self._highs[i])
-            self._state = (version + 1, tuple(new))
+            self._cell[0] = (version + 1, tuple(new))
         finally:
             self._write_lock.release()
 
@@ -152,14 +155,14 @@ class Vitals:
 
     def _clone(self) -> "Vitals":
         new = type(self)(self._fields, timeout=self._timeout)
-        new._state = (0, self._state[1])
+        new._cell[0] = (0, self._cell[0][1])
         return new
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_restore, (type(self), self._fields, self._state[1], self._timeout))
+        return (_restore, (type(self), self._fields, self._cell[0][1], self._timeout))
 
     def __repr__(self) -> str:
-        version, values = self._state
+        version, values = self._cell[0]
         body = ", ".join(f"{n}={v!r}" for n, v in zip(self._names, values))
         return f"<Vitals {body} version={version}>"
 
@@ -217,5 +220,5 @@ def _restore(cls: type, fields: tuple[Field, ...], values: tuple[Any, ...], time
     """Unpickle: a new record with the same schema and values, version 0."""
     new = cls(fields, timeout=timeout)
     new.write_tuple(values)  # validated like any write
-    new._state = (0, new._state[1])
+    new._cell[0] = (0, new._cell[0][1])
     return new

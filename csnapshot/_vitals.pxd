@@ -24,10 +24,10 @@ cdef class Vitals:
     cdef tuple _fields
     cdef tuple _names
     cdef dict _index
-    # One-element list holding the newest _Memo.  A list, not a plain
-    # attribute: list item reads and writes are thread-safe on free-threaded
-    # CPython (Cython uses PyList_GetItemRef/PyList_SetItem there), so no
-    # reader can take a reference to a memo another thread is freeing.
+    # One-element list holding the newest _Memo, read and replaced only
+    # through csnap_pycell.h (PyList_GetItemRef / PyList_SetItem), so on
+    # free-threaded CPython no reader can take a reference to a memo another
+    # thread is freeing.
     cdef list _memo_box
     cdef double _timeout
     cdef int64_t _timeout_ns

@@ -25,6 +25,11 @@ from collections.abc import Mapping
 
 from csnapshot._schema import Field, StalledWriterError, check_schema, coerce, unknown_field
 
+cdef extern from "csnap_pycell.h":
+    # The memo cell; see csnap_pycell.h for why not a plain attribute.
+    object csnap_cell_load(list cell)
+    int csnap_cell_store(list cell, object item) except -1
+
 cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
     double PyLong_AsDouble(object o) except? -1.0
@@ -123,7 +128,7 @@ cdef class Vitals:
     def read_tuple(self):
         """All values, in schema order, as one consistent tuple."""
         cdef uint64_t s = csnap_read_begin(self._rec)
-        cdef _Memo m = <_Memo>self._memo_box[0]
+        cdef _Memo m = <_Memo>csnap_cell_load(self._memo_box)
         # Unchanged since the memo was read; or a write is open that began
         # right after it, so the memo is the state that write started from
         # (a read overlapping a write may return the state before it).
@@ -134,7 +139,7 @@ cdef class Vitals:
     def read_versioned(self):
         """``(version, values)``: a consistent tuple and the version it shows."""
         cdef uint64_t s = csnap_read_begin(self._rec)
-        cdef _Memo m = <_Memo>self._memo_box[0]
+        cdef _Memo m = <_Memo>csnap_cell_load(self._memo_box)
         if not (m.seq == s or ((s & 1) and m.seq + 1 == s)):
             m = self._fresh()
         return (m.seq >> 1, m.values)
@@ -206,9 +211,9 @@ cdef class Vitals:
         m = _Memo.__new__(_Memo)
         m.seq = seq
         m.values = self._box(buf)
-        cdef _Memo old = <_Memo>self._memo_box[0]
+        cdef _Memo old = <_Memo>csnap_cell_load(self._memo_box)
         if seq > old.seq:
-            self._memo_box[0] = m
+            csnap_cell_store(self._memo_box, m)
         return m
 
     cdef tuple _box_current(self):
@@ -501,5 +506,5 @@ def _restore(cls, fields, values, timeout):
     memo = _Memo.__new__(_Memo)
     (<_Memo>memo).seq = 0
     (<_Memo>memo).values = new._box_current()
-    new._memo_box[0] = memo
+    csnap_cell_store(new._memo_box, memo)
     return new

@@ -346,17 +346,25 @@ orig_tarball=
 updated_system=0
 
 # Run apt-get with its output appended to the log; $1 = label for the log.
+# $apt_mark = number of log lines before the call (see last_apt_error).
+apt_mark=0
 apt_logged() {
     local label=$1
     shift
+    apt_mark=$(wc -l <"$log_file")
     printf '\n===== %s: apt-get %s\n' "$label" "$*" >>"$log_file"
     apt-get "$@" >>"$log_file" 2>&1
 }
 
-# Last apt error line of the log, tidied up.
+# The most telling apt error of the latest apt call (the line about the
+# orig tarball if there is one), tidied up.
 last_apt_error() {
-    local e
-    e=$(grep -E '^(E|Err):' "$log_file" | tail -n 1 | sed -e 's/ \[IP: [^]]*\]//' -e 's/^E: //') || true
+    local errs e
+    errs=$(tail -n +"$((apt_mark + 1))" "$log_file" | grep -E '^E: ' |
+        grep -v -e 'Failed to fetch some archives' -e 'Some index files failed' |
+        sed -e 's/ \[IP: [^]]*\]//' -e 's/^E: //' -e 's/  */ /g') || true
+    e=$(grep 'orig\.tar' <<<"$errs" | tail -n 1) || true
+    [[ -n $e ]] || e=$(tail -n 1 <<<"$errs")
     printf '%s' "${e:-unknown error (see $log_file)}"
 }
 
@@ -368,6 +376,7 @@ try_fetch() {
     local dir=$work/src-$pkg-$suite f
     rm -rf "$dir"
     mkdir -p "$dir"
+    apt_mark=$(wc -l <"$log_file")
     (cd "$dir" && apt_logged "fetch $pkg/$suite" "$@" source --download-only "$pkg/$suite") || true
     # apt only keeps files whose hashes match the (signed) index, so a present
     # orig tarball is good even if another file of the package failed.
@@ -432,7 +441,7 @@ fetch_version() {
             if try_fetch "$pkg" "$suite" "${private_apt_opts[@]}"; then return 0; fi
         fi
         attempts+=("$pkg from $suite: $(last_apt_error)")
-        log "  failed: $(last_apt_error)"
+        log "  not available: $(last_apt_error)"
     done
     return 1
 }

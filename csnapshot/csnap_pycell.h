@@ -1,0 +1,38 @@
+/*
+ * csnap_pycell.h - a one-element list used as a publication cell for a Python
+ * object, safe on free-threaded CPython.
+ *
+ * A reader must never take a reference to an object that another thread is
+ * freeing.  Reading a plain struct member and then Py_INCREF-ing it has
+ * exactly that race without the GIL, and Cython's constant-index list read
+ * compiles to the same borrowed load.  CPython's own answer is
+ * PyList_GetItemRef (3.13+): it takes the reference safely against a
+ * concurrent PyList_SetItem, which frees the old item only through CPython's
+ * delayed-reclamation machinery.  On GIL builds (or before 3.13) the GIL makes
+ * the plain load + incref safe.
+ */
+#ifndef CSNAP_PYCELL_H
+#define CSNAP_PYCELL_H
+
+#include <Python.h>
+
+/* New reference to the cell's object. */
+static inline PyObject *csnap_cell_load(PyObject *cell)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyList_GetItemRef(cell, 0);
+#else
+    PyObject *item = PyList_GET_ITEM(cell, 0);
+    Py_INCREF(item);
+    return item;
+#endif
+}
+
+/* Replace the cell's object (item is borrowed); 0 on success, -1 on error. */
+static inline int csnap_cell_store(PyObject *cell, PyObject *item)
+{
+    Py_INCREF(item);
+    return PyList_SetItem(cell, 0, item);  /* steals the new reference */
+}
+
+#endif /* CSNAP_PYCELL_H */

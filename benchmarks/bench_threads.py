@@ -1,6 +1,6 @@
 """Contended vitals: one Python writer thread and k Python reader threads.
 
-    python -m benchmarks.bench_threads [--readers 1,2] [--seconds 2] [--rounds 3] [--json F]
+    python benchmarks/bench_threads.py [--readers 1,2] [--seconds 2] [--rounds 3] [--json F]
 
 The writer alternates two complementary records, A = (100, 1, 1) and
 B = (0, 0, 0) for energy/integrity/stability, as fast as it can; every read
@@ -26,7 +26,7 @@ import sysconfig
 import threading
 import time
 
-from benchmarks import vitals_impls as impls
+import vitals_impls as impls
 
 log = logging.getLogger("bench_threads")
 
@@ -153,7 +153,7 @@ def report(data: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_threads",
+    p = argparse.ArgumentParser(prog="python benchmarks/bench_threads.py",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--readers", default="1,2",
                    help="comma-separated reader thread counts (default: 1,2)")
@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(k < 1 for k in readers) or args.seconds <= 0 or args.rounds < 1:
         p.error("--readers counts, --seconds and --rounds must be positive")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    impls.require_native()
     data = run(readers, args.seconds, args.rounds)
     print(report(data))
     if args.json:

@@ -1,6 +1,6 @@
 """Uncontended cost of reading and writing the vitals, every scheme in one run.
 
-    python -m benchmarks.bench_vitals [--quick] [--json FILE]
+    python benchmarks/bench_vitals.py [--quick] [--json FILE]
 
 Prints a Markdown table: median ns per operation (timeit, GC off, best-of-N
 loops per repeat, median over repeats), the spread (min-max of repeats), and
@@ -18,7 +18,7 @@ import statistics
 import sys
 import timeit
 
-from benchmarks import vitals_impls as impls
+import vitals_impls as impls
 
 log = logging.getLogger("bench_vitals")
 
@@ -83,12 +83,13 @@ def report(data: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_vitals",
+    p = argparse.ArgumentParser(prog="python benchmarks/bench_vitals.py",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats (a few seconds)")
     p.add_argument("--json", metavar="FILE", help="also write the raw timings as JSON")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    impls.require_native()
     data = run(args.quick)
     print(report(data))
     if args.json:

@@ -6,8 +6,8 @@ Groups put every scheme of one operation side by side; compare runs with
 
 import pytest
 
-from benchmarks import vitals_impls as impls
-from benchmarks.bench_vitals import OPS
+import vitals_impls as impls
+from bench_vitals import OPS
 
 pytest.importorskip("pytest_benchmark")
 

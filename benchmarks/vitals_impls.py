@@ -25,6 +25,15 @@ def schema() -> list[Field]:
             for n in NAMES]
 
 
+def require_native() -> None:
+    """Benchmarks measure the compiled extension; refuse to time the fallback."""
+    if csnapshot.IMPLEMENTATION != "native":
+        raise SystemExit(
+            "csnapshot's compiled extension is not importable here, so the benchmark would "
+            "time the pure-Python fallback.  Install csnapshot (pip install -e . or "
+            "pip install .) and run the script by path: python benchmarks/<name>.py")
+
+
 def clamp(x: float, lo: float, hi: float) -> float:
     return lo if x < lo else hi if x > hi else x
 

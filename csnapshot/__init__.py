@@ -33,7 +33,8 @@ else:
         _native_vitals = None
         _warnings.warn(
             f"csnapshot: the compiled extension could not be imported ({_exc}); "
-            "using the pure-Python implementation",
+            "using the pure-Python implementation (if this is a source checkout on "
+            "sys.path, build it in place with `pip install -e .`)",
             RuntimeWarning,
             stacklevel=2,
         )

@@ -1,1 +1,0 @@
-"""Opt-in benchmarks: `python -m benchmarks.bench_vitals` or `pytest benchmarks`."""

@@ -1,11 +1,12 @@
 """Publish cost versus state size: csnapshot.cow against copying and persistent containers.
 
 For N = 10^2, 10^4, 10^6 it times "change one thing, then publish a snapshot"
-(median of repeats, µs per operation) and a few reader operations, and prints
-a Markdown table with the ratio N=10^6 / N=10^2 (1.0 = the cost does not grow
-with the state).  Every publish goes through the same `PublishCell.publish`
-(its cost alone is one row), so rows differ only in the container.  Growing
-baselines restart from their N-entry state once they reach 2N entries.
+(median of repeats with the GC off, µs per operation) and a few reader
+operations, and prints a Markdown table with the ratio N=10^6 / N=10^2 (1.0 =
+the cost does not grow with the state) and the row's widest spread (slowest -
+fastest repeat, relative to the median).  Every publish goes through the same
+`PublishCell.publish` (its cost alone is one row), so rows differ only in the
+container.  Growing baselines restart from their N-entry state at 2N entries.
 Entries are 5-field namedtuples.  immutables/pyrsistent rows say "not
 installed" when those packages are missing (``pip install -e .[bench]``).
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import collections
 import copy
+import gc
 import itertools
 import statistics
 import sys
@@ -58,8 +60,8 @@ def _growing(start: Any, n: int, grow: Callable[[Any, Entry], Any],
 # ---- log: append one entry, then publish ----
 
 def bench_snapshotlog(n: int) -> Step:
-    log: SnapshotLog = SnapshotLog(n, make_entries(n))  # full: every append evicts
-    cell: PublishCell = PublishCell()
+    log: SnapshotLog[Entry] = SnapshotLog(n, make_entries(n))  # full: every append evicts
+    cell: PublishCell[Any] = PublishCell()
     e = Entry("noise", 0.5, -1.0, 1.0, None)
 
     def step() -> None:
@@ -68,13 +70,13 @@ def bench_snapshotlog(n: int) -> Step:
     return step
 
 
-def _list_append(old: list, e: Entry) -> list:
+def _list_append(old: list[Entry], e: Entry) -> list[Entry]:
     new = list(old)
     new.append(e)
     return new
 
 
-def _deepcopy_append(old: list, e: Entry) -> list:
+def _deepcopy_append(old: list[Entry], e: Entry) -> list[Entry]:
     new = copy.deepcopy(old)
     new.append(e)
     return new
@@ -107,7 +109,7 @@ def _keys(n: int) -> dict[str, Any]:
 
 def bench_dict_copy(n: int) -> Step:
     state = [_keys(n)]
-    cell: PublishCell = PublishCell()
+    cell: PublishCell[Any] = PublishCell()
     counter = itertools.count()
 
     def step() -> None:
@@ -119,8 +121,8 @@ def bench_dict_copy(n: int) -> Step:
 
 
 def bench_cowdict(n: int) -> Step:
-    d: CowDict = CowDict(_keys(n))
-    cell: PublishCell = PublishCell()
+    d: CowDict[str, Any] = CowDict(_keys(n))
+    cell: PublishCell[Any] = PublishCell()
     counter = itertools.count()
 
     def step() -> None:
@@ -135,7 +137,7 @@ def bench_immutables_map(n: int) -> Step | str:
     except ImportError:
         return "not installed"
     state = [immutables.Map(_keys(n))]
-    cell: PublishCell = PublishCell()
+    cell: PublishCell[Any] = PublishCell()
     counter = itertools.count()
 
     def step() -> None:
@@ -147,15 +149,15 @@ def bench_immutables_map(n: int) -> Step | str:
 # ---- reads and the publish itself ----
 
 def bench_publish_only(n: int) -> Step:
-    cell: PublishCell = PublishCell()
+    cell: PublishCell[Any] = PublishCell()
     obj = object()
     return lambda: cell.publish(obj)
 
 
-def _published(n: int) -> PublishCell:
-    log: SnapshotLog = SnapshotLog(n, make_entries(n))
-    d: CowDict = CowDict({"counter": n})
-    cell: PublishCell = PublishCell()
+def _published(n: int) -> PublishCell[Any]:
+    log: SnapshotLog[Entry] = SnapshotLog(n, make_entries(n))
+    d: CowDict[str, Any] = CowDict({"counter": n})
+    cell: PublishCell[Any] = PublishCell()
     cell.publish((log.view(), d.freeze()))
     return cell
 
@@ -195,8 +197,24 @@ CASES = (
 )
 
 
-def measure(step: Step, *, repeats: int, target: float) -> float:
-    """Median seconds per call over `repeats` runs of about `target` seconds each."""
+class Timing(NamedTuple):
+    median: float  # seconds per call
+    low: float     # fastest and slowest repeat: the spread
+    high: float
+
+
+def measure(step: Step, *, repeats: int, target: float) -> Timing:
+    """Seconds per call over `repeats` runs of about `target` seconds each, GC off."""
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # like timeit: a collection would land in one row and not another
+    try:
+        return _measure(step, repeats, target)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _measure(step: Step, repeats: int, target: float) -> Timing:
     number = 1
     while True:  # calibrate like timeit.autorange, to `target`
         t0 = time.perf_counter()
@@ -212,14 +230,14 @@ def measure(step: Step, *, repeats: int, target: float) -> float:
         for _ in range(number):
             step()
         times.append((time.perf_counter() - t0) / number)
-    return statistics.median(times)
+    return Timing(statistics.median(times), min(times), max(times))
 
 
 def run(sizes: tuple[int, ...] = SIZES, *, quick: bool = False,
-        cases: tuple[Case, ...] = CASES) -> dict[str, list[float | str]]:
-    """{case name: [seconds per op, or why skipped, for each size]}."""
+        cases: tuple[Case, ...] = CASES) -> dict[str, list[Timing | str]]:
+    """{case name: [timing, or why skipped, for each size]}."""
     repeats, target = (3, 0.02) if quick else (7, 0.05)
-    results: dict[str, list[float | str]] = {c.name: [] for c in cases}
+    results: dict[str, list[Timing | str]] = {c.name: [] for c in cases}
     for n in sizes:
         for case in cases:
             print(f"N={n:>9,} {case.name} ...", file=sys.stderr, flush=True)
@@ -232,24 +250,28 @@ def run(sizes: tuple[int, ...] = SIZES, *, quick: bool = False,
     return results
 
 
-def _fmt(x: float | str) -> str:
+def _fmt(x: Timing | str) -> str:
     if isinstance(x, str):
         return x
-    us = x * 1e6
+    us = x.median * 1e6
     return f"{us:,.0f}" if us >= 100 else f"{us:.3g}"
 
 
-def format_table(results: dict[str, list[float | str]], sizes: tuple[int, ...] = SIZES) -> str:
+def format_table(results: dict[str, list[Timing | str]], sizes: tuple[int, ...] = SIZES) -> str:
     head = "| operation (µs, median) | " + " | ".join(f"N={n:,}" for n in sizes) + \
-        f" | ×(N={sizes[-1]:,} / N={sizes[0]:,}) |"
-    lines = [head, "|---|" + "---:|" * (len(sizes) + 1)]
+        f" | ×(N={sizes[-1]:,} / N={sizes[0]:,}) | spread |"
+    lines = [head, "|---|" + "---:|" * (len(sizes) + 2)]
     for name, row in results.items():
+        timed = [x for x in row if isinstance(x, Timing)]
         first, last = row[0], row[-1]
-        if isinstance(first, float) and isinstance(last, float):
-            ratio = f"{last / first:,.2f}"
+        if isinstance(first, Timing) and isinstance(last, Timing):
+            ratio = f"{last.median / first.median:,.2f}"
         else:
             ratio = "–"
-        lines.append(f"| {name} | " + " | ".join(_fmt(x) for x in row) + f" | {ratio} |")
+        # The widest (slowest - fastest repeat) / median among the row's cells.
+        spread = f"{max((t.high - t.low) / t.median for t in timed):.0%}" if timed else "–"
+        lines.append(f"| {name} | " + " | ".join(_fmt(x) for x in row) +
+                     f" | {ratio} | {spread} |")
     return "\n".join(lines)
 
 

@@ -2,7 +2,9 @@
 
 `Vitals` keeps named numeric fields in a C seqlock record: a writer never waits
 for readers, and readers get a consistent copy of all fields without a lock and
-without the GIL.  `Field` declares one field of its schema.
+without the GIL.  `Field` declares one field of its schema.  The copy-on-write
+containers (`SnapshotLog`/`LogView`, `CowDict`/`FrozenDict`, `PublishCell`)
+snapshot the complex parts of a state in O(1) per publish.
 
 This module is the one public import point.  The native implementation is used
 when the compiled extension imports; otherwise the pure-Python twin is used and
@@ -18,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._schema import Field, StalledWriterError
 from ._pyvitals import Vitals as PyVitals
+from .cow import (CowDict, FrozenDict, LogView, PublishCell, SnapshotLog, freeze_value,
+                  json_default)
 
 _native_vitals: Any
 IMPLEMENTATION: str
@@ -46,7 +50,8 @@ else:
 
 __version__ = "0.1.0"
 __all__ = ["Field", "Vitals", "PyVitals", "StalledWriterError", "get_include",
-           "IMPLEMENTATION", "__version__"]
+           "SnapshotLog", "LogView", "CowDict", "FrozenDict", "PublishCell", "freeze_value",
+           "json_default", "IMPLEMENTATION", "__version__"]
 
 
 def get_include() -> str:

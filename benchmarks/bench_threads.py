@@ -34,16 +34,20 @@ A = (100.0, 1.0, 1.0)
 B = (0.0, 0.0, 0.0)
 
 
-def run_once(cls: type, readers: int, seconds: float) -> dict:
+def run_once(cls: type, readers: int, seconds: float, write_rate: float = 0.0) -> dict:
     scheme = cls()
     write3 = scheme.write3
-    read = scheme.read_tuple
     stop = threading.Event()
     start = threading.Barrier(readers + 2)
     counts: list[tuple[int, int]] = []
     lock = threading.Lock()
 
     def reader() -> None:
+        # A bound method per thread: on free-threaded builds, sharing one
+        # callable object between readers would make each call an atomic
+        # refcount update on that object - a cost of the harness, not the scheme.
+        v = getattr(scheme, "v", None)  # csnapshot schemes: bind the method afresh
+        read = v.read_tuple if v is not None else scheme.read_tuple
         reads = torn = 0
         start.wait()
         while not stop.is_set():
@@ -61,6 +65,10 @@ def run_once(cls: type, readers: int, seconds: float) -> dict:
     def writer() -> None:
         n = 0
         clock = time.perf_counter_ns
+        # At a fixed rate the writer sleeps between pairs of writes (the pause
+        # is the stop flag's wait, so it also ends the run promptly).
+        pause = 2.0 / write_rate if write_rate else 0.0
+        every = 1 if write_rate else 32
         start.wait()
         while not stop.is_set():
             t0 = clock()
@@ -68,8 +76,10 @@ def run_once(cls: type, readers: int, seconds: float) -> dict:
             write3(*B)
             t1 = clock()
             n += 2
-            if n & 62 == 0:  # sample one pair in 32
+            if (n >> 1) % every == 0:  # flat out: sample one pair in 32
                 latencies.append((t1 - t0) // 2)
+            if pause:
+                stop.wait(pause)
         writes[0] = n
 
     threads = [threading.Thread(target=reader) for _ in range(readers)]
@@ -101,7 +111,7 @@ def interpreter_label() -> str:
     return f"CPython {sys.version.split()[0]} ({kind}), {os.cpu_count()} CPUs"
 
 
-def run(reader_counts: list[int], seconds: float, rounds: int) -> dict:
+def run(reader_counts: list[int], seconds: float, rounds: int, write_rate: float) -> dict:
     extra, missing = impls.optional_schemes()
     schemes = impls.BASE_SCHEMES + extra
     results: dict[str, dict[int, list[dict]]] = {}
@@ -115,8 +125,9 @@ def run(reader_counts: list[int], seconds: float, rounds: int) -> dict:
                 log.info("[%d/%d] round %d: %s, %d reader(s) ...", done, total, r + 1,
                          cls.name, k)
                 results.setdefault(cls.name, {}).setdefault(k, []).append(
-                    run_once(cls, k, seconds))
+                    run_once(cls, k, seconds, write_rate))
     return {"interpreter": interpreter_label(), "seconds": seconds, "rounds": rounds,
+            "write_rate": write_rate,
             "results": results, "missing": missing}
 
 
@@ -128,8 +139,10 @@ def report(data: dict) -> str:
     res = data["results"]
     counts = sorted({k for per in res.values() for k in per})
     ref = res[impls.CSnapshot.name]
-    lines = [f"{data['interpreter']}; 1 writer + k reader threads, {data['seconds']} s per run, "
-             f"median of {data['rounds']} interleaved runs", "",
+    rate = (f"writer at ~{data['write_rate']:,.0f} writes/s" if data.get("write_rate")
+            else "writer flat out")
+    lines = [f"{data['interpreter']}; 1 writer ({rate}) + k reader threads, "
+             f"{data['seconds']} s per run, median of {data['rounds']} interleaved runs", "",
              "| scheme | readers | reads/s | x csnapshot | writes/s | writer p50 µs | p99 µs "
              "| max µs | torn reads |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -159,8 +172,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated reader thread counts (default: 1,2)")
     p.add_argument("--seconds", type=float, default=2.0, help="per run (default: 2)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved runs (default: 3)")
+    p.add_argument("--write-rate", type=float, default=0.0,
+                   help="writes per second (default: 0 = flat out)")
     p.add_argument("--json", metavar="FILE", help="also write the raw results as JSON")
     args = p.parse_args(argv)
+    if args.write_rate < 0:
+        p.error(f"--write-rate must be >= 0, got {args.write_rate}")
     try:
         readers = [int(x) for x in args.readers.split(",")]
     except ValueError:
@@ -169,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--readers counts, --seconds and --rounds must be positive")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     impls.require_native()
-    data = run(readers, args.seconds, args.rounds)
+    data = run(readers, args.seconds, args.rounds, args.write_rate)
     print(report(data))
     if args.json:
         with open(args.json, "w") as f:

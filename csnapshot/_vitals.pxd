@@ -15,6 +15,7 @@ cdef class _Memo:
     # Immutable once published, so any thread may use it while it holds a
     # reference.
     cdef uint64_t seq
+    cdef uint64_t uid      # the record it belongs to (per-thread memos only)
     cdef tuple values
 
 
@@ -29,11 +30,15 @@ cdef class Vitals:
     # free-threaded CPython no reader can take a reference to a memo another
     # thread is freeing.
     cdef list _memo_box
+    cdef uint64_t _uid
+    cdef object _memo_key
     cdef double _timeout
     cdef int64_t _timeout_ns
     cdef object __weakref__
 
     cdef uint32_t _slot(self, name) except? 0xFFFFFFFF
+    cdef _Memo _memo(self)
+    cdef int _keep_memo(self, _Memo m) except -1
     cdef _Memo _fresh(self)
     cdef tuple _box_current(self)
     cdef tuple _box(self, uint64_t *buf)

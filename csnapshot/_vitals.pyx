@@ -29,6 +29,12 @@ cdef extern from "csnap_pycell.h":
     # The memo cell; see csnap_pycell.h for why not a plain attribute.
     object csnap_cell_load(list cell)
     int csnap_cell_store(list cell, object item) except -1
+    bint CSNAP_FREE_THREADED
+    uint64_t csnap_next_uid()
+    PyObject *csnap_thread_dict()
+
+cdef extern from "Python.h":
+    PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
 
 cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
@@ -39,6 +45,16 @@ DEF STACK_SLOTS = 32
 
 cdef class _Memo:
     pass
+
+
+# Keys of the per-thread memo slots (free-threaded builds): a record uses slot
+# uid % 8 of each reader thread's private dict, so a thread keeps at most 8
+# memos, whatever number of records it reads.  Private objects, so no other
+# code's keys can collide with them.
+cdef class _MemoKey:
+    pass
+
+cdef tuple _MEMO_KEYS = tuple([_MemoKey() for _ in range(8)])
 
 
 @cython.final
@@ -103,8 +119,11 @@ cdef class Vitals:
                     info[i].fmax = f.max
                 csnap_store_bits(rec, i, csnap_f64_bits(f.default))
         self._rec = rec
+        self._uid = csnap_next_uid()
+        self._memo_key = _MEMO_KEYS[self._uid & 7]
         cdef _Memo memo = _Memo.__new__(_Memo)
         memo.seq = 0
+        memo.uid = self._uid
         memo.values = tuple([f.default for f in schema])
         self._memo_box = [memo]
 
@@ -128,19 +147,19 @@ cdef class Vitals:
     def read_tuple(self):
         """All values, in schema order, as one consistent tuple."""
         cdef uint64_t s = csnap_read_begin(self._rec)
-        cdef _Memo m = <_Memo>csnap_cell_load(self._memo_box)
+        cdef _Memo m = self._memo()
         # Unchanged since the memo was read; or a write is open that began
         # right after it, so the memo is the state that write started from
         # (a read overlapping a write may return the state before it).
-        if m.seq == s or ((s & 1) and m.seq + 1 == s):
+        if m is not None and (m.seq == s or ((s & 1) and m.seq + 1 == s)):
             return m.values
         return self._fresh().values
 
     def read_versioned(self):
         """``(version, values)``: a consistent tuple and the version it shows."""
         cdef uint64_t s = csnap_read_begin(self._rec)
-        cdef _Memo m = <_Memo>csnap_cell_load(self._memo_box)
-        if not (m.seq == s or ((s & 1) and m.seq + 1 == s)):
+        cdef _Memo m = self._memo()
+        if m is None or not (m.seq == s or ((s & 1) and m.seq + 1 == s)):
             m = self._fresh()
         return (m.seq >> 1, m.values)
 
@@ -186,6 +205,37 @@ cdef class Vitals:
         except (KeyError, TypeError):
             raise unknown_field(name, self._fields) from None
 
+    cdef _Memo _memo(self):
+        # The newest memo this thread may use, or None.  GIL builds share one
+        # memo cell between all threads (the GIL serialises the reference
+        # counting).  Free-threaded builds keep a memo per reader thread:
+        # a shared one would make every read an atomic refcount update on one
+        # cache line, and readers would slow each other down.
+        cdef PyObject *d
+        cdef PyObject *item
+        if not CSNAP_FREE_THREADED:
+            return <_Memo>csnap_cell_load(self._memo_box)
+        d = csnap_thread_dict()
+        if d == NULL:
+            return None
+        item = PyDict_GetItemWithError(<object>d, self._memo_key)
+        if item == NULL or (<_Memo>item).uid != self._uid:
+            return None
+        return <_Memo>item
+
+    cdef int _keep_memo(self, _Memo m) except -1:
+        cdef PyObject *d
+        cdef _Memo old
+        if not CSNAP_FREE_THREADED:
+            old = <_Memo>csnap_cell_load(self._memo_box)
+            if m.seq > old.seq:
+                csnap_cell_store(self._memo_box, m)
+            return 0
+        d = csnap_thread_dict()
+        if d != NULL:
+            PyDict_SetItem(<object>d, self._memo_key, m)
+        return 0
+
     cdef _Memo _fresh(self):
         # Read and box the current values, and publish them as the memo.
         cdef uint64_t stack_buf[STACK_SLOTS]
@@ -210,10 +260,9 @@ cdef class Vitals:
                     "the writer is stalled inside it")
         m = _Memo.__new__(_Memo)
         m.seq = seq
+        m.uid = self._uid
         m.values = self._box(buf)
-        cdef _Memo old = <_Memo>csnap_cell_load(self._memo_box)
-        if seq > old.seq:
-            csnap_cell_store(self._memo_box, m)
+        self._keep_memo(m)
         return m
 
     cdef tuple _box_current(self):
@@ -505,6 +554,7 @@ def _restore(cls, fields, values, timeout):
         csnap_store_bits(new._rec, k, bits)
     memo = _Memo.__new__(_Memo)
     (<_Memo>memo).seq = 0
+    (<_Memo>memo).uid = new._uid
     (<_Memo>memo).values = new._box_current()
     csnap_cell_store(new._memo_box, memo)
     return new

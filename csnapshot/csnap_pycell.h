@@ -15,6 +15,34 @@
 #define CSNAP_PYCELL_H
 
 #include <Python.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* 1 on free-threaded builds: there the read memo is kept per thread (see
+ * _vitals.pyx), because one memo object shared by all reader threads turns
+ * every read into atomic reference-count updates on the same cache lines. */
+#ifdef Py_GIL_DISABLED
+#define CSNAP_FREE_THREADED 1
+#else
+#define CSNAP_FREE_THREADED 0
+#endif
+
+/* A process-wide unique id per record, never reused (unlike an address), so a
+ * per-thread memo can never be mistaken for another record's.  Relaxed: only
+ * uniqueness matters, not ordering. */
+static inline uint64_t csnap_next_uid(void)
+{
+    static _Atomic uint64_t next_uid = 1;
+    return atomic_fetch_add_explicit(&next_uid, 1, memory_order_relaxed);
+}
+
+/* The calling thread's private dict (borrowed; NULL without a thread state).
+ * Only the owning thread ever touches it, and CPython clears it when the
+ * thread ends, so what we cache there is freed with the thread. */
+static inline PyObject *csnap_thread_dict(void)
+{
+    return PyThreadState_GetDict();
+}
 
 /* New reference to the cell's object. */
 static inline PyObject *csnap_cell_load(PyObject *cell)

@@ -21,3 +21,12 @@ def Vitals(request):
     if cls is None:
         pytest.fail("the compiled extension is not importable")
     return cls
+
+
+# The application (`src`) runs from the checkout and is not installed.  Append
+# the repository root - never prepend it: the checkout's csnapshot/ must not
+# shadow the installed package imported above.
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.append(str(Path(__file__).resolve().parent.parent))

@@ -1,0 +1,116 @@
+"""Learning and adaptation: slow, bounded drifts of the state's parameters.
+
+Both are the original project's rules (``src/learning/learning.py``,
+``src/adaptation/adaptation.py``): no goals, no scoring, each value moves by
+at most `MAX_DELTA` (0.01) per call, and a move smaller than `MIN_DELTA`
+(0.001) is dropped.  Both are pure functions returning only what changed
+(``{group: {key: new value}}``, empty when nothing did); the loop applies the
+result with `SelfState.update_learning_params` / `update_adaptation_params`.
+
+- **Learning** (every `LEARNING_INTERVAL` = 75 ticks), from the event entries
+  in memory: a type's ``event_type_sensitivity`` rises when the type is more
+  than 20 % of the remembered events and falls below 10 %; its
+  ``significance_thresholds`` entry falls when the type's mean significance
+  is above 0.5 and rises below 0.2; a ``response_coefficients`` entry rises
+  when its pattern was more than 30 % of the responses since the last call and
+  falls below 10 %.  The original counted patterns from its feedback records;
+  here the loop counts the patterns it applied.  Values stay in [0, 1].
+- **Adaptation** (every `ADAPTATION_INTERVAL` = 100 ticks): each
+  ``behavior_sensitivity`` / ``behavior_thresholds`` / ``behavior_coefficients``
+  value moves toward its learning counterpart (``event_type_sensitivity`` /
+  ``significance_thresholds`` / ``response_coefficients``) by at most 0.01.
+  `adaptation_record` builds the history entry the loop stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from src.state.self_state import MemoryEntry
+
+__all__ = ["learning_changes", "adaptation_changes", "adaptation_record", "MAX_DELTA",
+           "MIN_DELTA", "LEARNING_INTERVAL", "ADAPTATION_INTERVAL"]
+
+LEARNING_INTERVAL = 75
+ADAPTATION_INTERVAL = 100
+MAX_DELTA = 0.01
+MIN_DELTA = 0.001
+_NOT_EVENTS = frozenset({"action", "feedback"})
+# Adaptation group <- the learning group it follows.
+_FOLLOWS = {"behavior_sensitivity": "event_type_sensitivity",
+            "behavior_thresholds": "significance_thresholds",
+            "behavior_coefficients": "response_coefficients"}
+
+Changes = dict[str, dict[str, float]]
+
+
+def _step(current: float, direction: float, hi: float = 1.0) -> float | None:
+    new = min(max(current + direction * MAX_DELTA, 0.0), hi)
+    return new if abs(new - current) >= MIN_DELTA else None
+
+
+def learning_changes(memory: Iterable[MemoryEntry],
+                     learning_params: Mapping[str, Mapping[str, float]],
+                     pattern_counts: Mapping[str, int]) -> Changes:
+    """The learning step's changes (see the module doc); `pattern_counts` since the last step."""
+    counts: dict[str, int] = {}
+    total_sig: dict[str, float] = {}
+    for e in memory:
+        if e.event_type not in _NOT_EVENTS:
+            counts[e.event_type] = counts.get(e.event_type, 0) + 1
+            total_sig[e.event_type] = total_sig.get(e.event_type, 0.0) + e.meaning_significance
+    changes: Changes = {}
+
+    def put(group: str, key: str, new: float | None) -> None:
+        if new is not None:
+            changes.setdefault(group, {})[key] = new
+
+    n_events = sum(counts.values())
+    if n_events:
+        for key, value in learning_params.get("event_type_sensitivity", {}).items():
+            freq = counts.get(key, 0) / n_events
+            if freq > 0.2 or freq < 0.1:
+                put("event_type_sensitivity", key, _step(value, 1.0 if freq > 0.2 else -1.0))
+        for key, value in learning_params.get("significance_thresholds", {}).items():
+            n = counts.get(key, 0)
+            if n:
+                mean = total_sig[key] / n
+                if mean > 0.5 or mean < 0.2:
+                    put("significance_thresholds", key,
+                        _step(value, -1.0 if mean > 0.5 else 1.0))
+    n_patterns = sum(pattern_counts.values())
+    if n_patterns:
+        for key, value in learning_params.get("response_coefficients", {}).items():
+            freq = pattern_counts.get(key, 0) / n_patterns
+            if freq > 0.3 or freq < 0.1:
+                put("response_coefficients", key, _step(value, 1.0 if freq > 0.3 else -1.0))
+    return changes
+
+
+def adaptation_changes(learning_params: Mapping[str, Mapping[str, float]],
+                       adaptation_params: Mapping[str, Mapping[str, float]]) -> Changes:
+    """The adaptation step's changes: each behaviour value 0.01 closer to its learning value."""
+    changes: Changes = {}
+    for group, source in _FOLLOWS.items():
+        target = learning_params.get(source, {})
+        for key, value in adaptation_params.get(group, {}).items():
+            if key in target:
+                diff = target[key] - value
+                step = max(-MAX_DELTA, min(MAX_DELTA, diff))
+                new = min(max(value + step, 0.0), 1.0)
+                if abs(new - value) >= MIN_DELTA:
+                    changes.setdefault(group, {})[key] = new
+    return changes
+
+
+def adaptation_record(tick: int, timestamp: float,
+                      old: Mapping[str, Mapping[str, float]],
+                      new: Mapping[str, Mapping[str, float]],
+                      changes: Changes, learning_params: Mapping[str, Any]) -> dict[str, Any]:
+    """The original's history entry: ``{timestamp, tick, old_params, new_params, changes,
+    learning_params_snapshot}``, with ``changes[group][key] = {old, new, delta}``."""
+    return {"timestamp": timestamp, "tick": tick, "old_params": old, "new_params": new,
+            "changes": {g: {k: {"old": old[g][k], "new": v, "delta": v - old[g][k]}
+                            for k, v in kv.items()} for g, kv in changes.items()},
+            "learning_params_snapshot": learning_params}

@@ -146,6 +146,18 @@ class StateSnapshotManager:
         record = self._live[0]
         return None if record is None else VitalValues._make(record.read_tuple())
 
+    def live_vitals_versioned(self) -> tuple[int, VitalValues] | None:
+        """``(record version, vitals)`` from one consistent read (None before the first update).
+
+        The record version counts completed vitals writes; it is a cheap ETag
+        for a live read.
+        """
+        record = self._live[0]
+        if record is None:
+            return None
+        version, values = record.read_versioned()
+        return version, VitalValues._make(values)
+
     def wait_for_update(self, version: int, timeout: float | None = None) -> StateSnapshot | None:
         """Block until a snapshot newer than `version` is published, then return it.
 

@@ -43,11 +43,11 @@ def run_once(cls: type, readers: int, seconds: float, write_rate: float = 0.0) -
     lock = threading.Lock()
 
     def reader() -> None:
-        # A bound method per thread: on free-threaded builds, sharing one
+        # A reader callable per thread: on free-threaded builds, sharing one
         # callable object between readers would make each call an atomic
-        # refcount update on that object - a cost of the harness, not the scheme.
-        v = getattr(scheme, "v", None)  # csnapshot schemes: bind the method afresh
-        read = v.read_tuple if v is not None else scheme.read_tuple
+        # refcount update on that object - a cost of the harness, not the
+        # scheme - and a readerwriterlock reader must not be shared at all.
+        read = scheme.thread_reader()
         reads = torn = 0
         start.wait()
         while not stop.is_set():
@@ -60,7 +60,7 @@ def run_once(cls: type, readers: int, seconds: float, write_rate: float = 0.0) -
             counts.append((reads, torn))
 
     latencies: list[int] = []
-    writes = [0]
+    writes: list[int | None] = [None]  # None until the writer finishes
 
     def writer() -> None:
         n = 0
@@ -93,11 +93,16 @@ def run_once(cls: type, readers: int, seconds: float, write_rate: float = 0.0) -
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
+    if len(counts) != readers or writes[0] is None:
+        # A thread died (its traceback went to stderr): its counts are missing,
+        # so the figures would be wrong.
+        raise RuntimeError(f"{cls.name}: {readers - len(counts)} reader(s) or the writer "
+                           "died during the run")
     latencies.sort()
     q = (lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] / 1000
          if latencies else float("nan"))
     return {"reads_per_s": sum(c[0] for c in counts) / elapsed,
-            "writes_per_s": writes[0] / elapsed,
+            "writes_per_s": (writes[0] or 0) / elapsed,
             "torn": sum(c[1] for c in counts),
             "writer_p50_us": q(0.50), "writer_p99_us": q(0.99),
             "writer_max_us": latencies[-1] / 1000 if latencies else float("nan")}

@@ -37,8 +37,10 @@ def measure(fn, repeats: int, number: int) -> list[float]:
     return [t / number * 1e9 for t in timeit.repeat(fn, number=number, repeat=repeats)]
 
 
-def run(quick: bool) -> dict:
-    repeats, number = (5, 20_000) if quick else (15, 200_000)
+def run(quick: bool, repeats: int | None = None, number: int | None = None) -> dict:
+    """Every scheme and operation; `repeats`/`number` override the mode's defaults."""
+    default_repeats, default_number = (5, 20_000) if quick else (15, 200_000)
+    repeats, number = repeats or default_repeats, number or default_number
     extra, missing = impls.optional_schemes()
     schemes = impls.BASE_SCHEMES + extra
     results: dict[str, dict[str, list[float]]] = {}

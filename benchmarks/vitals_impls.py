@@ -5,6 +5,10 @@ Every scheme holds the 8 float "vitals" of the Life application and offers:
   read_dict()             the same as a {name: value} dict
   write3(a, b, c)         set energy/integrity/stability, clamped, as one update
   delta3(d)               add d to the same three fields, clamped, as one update
+  thread_reader()         a read_tuple callable for the calling thread alone (a
+                          readerwriterlock reader object must not be shared
+                          between threads; elsewhere it avoids sharing one
+                          bound-method object between threads)
 """
 
 from __future__ import annotations
@@ -68,6 +72,9 @@ class Plain:
         self.integrity = clamp(self.integrity + d, 0.0, 1.0)
         self.stability = clamp(self.stability + d, 0.0, 1.0)
 
+    def thread_reader(self):
+        return self.read_tuple
+
 
 class Locked(Plain):
     """The same under `threading.Lock` (readers and writer exclude each other)."""
@@ -127,6 +134,9 @@ class TupleSwap:
             self.values = (clamp(v[0] + d, 0.0, 100.0), clamp(v[1] + d, 0.0, 1.0),
                            clamp(v[2] + d, 0.0, 1.0)) + v[3:]
 
+    def thread_reader(self):
+        return self.read_tuple
+
 
 class _VitalsScheme:
     cls: type
@@ -143,6 +153,9 @@ class _VitalsScheme:
             v.apply_delta({"energy": d, "integrity": d, "stability": d})
 
         self.delta3 = delta3
+
+    def thread_reader(self):
+        return self.v.read_tuple
 
     def write3_kw_op(self):
         """A zero-argument call of write() with keywords: one frame, like the others."""
@@ -170,7 +183,54 @@ def optional_schemes() -> tuple[list[type], list[str]]:
     else:
         for label, factory in (("fair", rwlock.RWLockFair), ("reader-priority", rwlock.RWLockRead)):
             found.append(_rw_scheme(label, factory))
+    try:
+        import cereggii
+    except ImportError:
+        missing.append("cereggii")
+    else:
+        found.append(_atomicref_scheme(cereggii.AtomicRef))
     return found, missing
+
+
+def _atomicref_scheme(AtomicRef):
+    class AtomicRefTuple:
+        """An immutable tuple in a `cereggii.AtomicRef`: one atomic load per read.
+
+        Readers call the reference's bound `get` directly (no Python frame), as
+        a user of AtomicRef would.  Writers retry a compare-and-set, so several
+        writers would be safe without a lock.
+        """
+
+        name = "cereggii.AtomicRef + tuple"
+
+        def __init__(self) -> None:
+            self.ref = ref = AtomicRef(tuple(f.default for f in schema()))
+            self.read_tuple = ref.get
+
+        def read_dict(self):
+            return dict(zip(NAMES, self.ref.get()))
+
+        def write3(self, a, b, c):
+            ref = self.ref
+            new = (clamp(a, 0.0, 100.0), clamp(b, 0.0, 1.0), clamp(c, 0.0, 1.0))
+            while True:
+                old = ref.get()
+                if ref.compare_and_set(old, new + old[3:]):
+                    return
+
+        def delta3(self, d):
+            ref = self.ref
+            while True:
+                v = ref.get()
+                new = (clamp(v[0] + d, 0.0, 100.0), clamp(v[1] + d, 0.0, 1.0),
+                       clamp(v[2] + d, 0.0, 1.0)) + v[3:]
+                if ref.compare_and_set(v, new):
+                    return
+
+        def thread_reader(self):
+            return self.ref.get
+
+    return AtomicRefTuple
 
 
 def _rw_scheme(label, factory):
@@ -179,8 +239,8 @@ def _rw_scheme(label, factory):
 
         def __init__(self) -> None:
             super().__init__()
-            lock = factory()
-            self._r = lock.gen_rlock()
+            self._lock = lock = factory()
+            self._r = lock.gen_rlock()  # for the single-thread benchmarks only
             self._w = lock.gen_wlock()
 
         def read_tuple(self):
@@ -198,6 +258,17 @@ def _rw_scheme(label, factory):
         def delta3(self, d):
             with self._w:
                 Plain.delta3(self, d)
+
+        def thread_reader(self):
+            # One reader object per thread: readerwriterlock's reader keeps a
+            # per-object "locked" flag, and sharing one between threads makes
+            # release() raise "release unlocked lock" (basilisp-lang/basilisp#722).
+            r = self._lock.gen_rlock()
+
+            def read_tuple():
+                with r:
+                    return Plain.read_tuple(self)
+            return read_tuple
 
     return RW
 

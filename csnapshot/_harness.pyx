@@ -6,16 +6,61 @@ is whole exactly when every slot agrees on the same k, and k never decreases
 for one reader.  Readers run the header's bounded read, fall back to the
 locked read when it reports CSNAP_BUSY, and count everything they see.  The
 public wrapper is `csnapshot.testing.stress`.
+
+For comparison (``sync="mutex"`` / ``"rwlock"``) the same reader and writer
+loops run against a plain ``uint64_t[n]`` copy of the data guarded by a
+``pthread_mutex_t`` or a ``pthread_rwlock_t`` (glibc defaults; readers take the
+read lock): same invariant, same counters, retries and fallbacks always 0.
 """
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport int64_t, uint32_t, uint64_t
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from csnapshot._seqlock cimport *
 from csnapshot._vitals cimport Vitals, vitals_record
 
 import threading
+
+
+# The comparison locks (sync="mutex" / "rwlock").  Opaque to Cython: the C
+# compiler knows their sizes from <pthread.h>.
+cdef extern from "<pthread.h>" nogil:
+    ctypedef struct pthread_mutex_t:
+        pass
+    ctypedef struct pthread_rwlock_t:
+        pass
+    int pthread_mutex_init(pthread_mutex_t *m, const void *attr)
+    int pthread_mutex_destroy(pthread_mutex_t *m)
+    int pthread_mutex_lock(pthread_mutex_t *m)
+    int pthread_mutex_unlock(pthread_mutex_t *m)
+    int pthread_rwlock_init(pthread_rwlock_t *l, const void *attr)
+    int pthread_rwlock_destroy(pthread_rwlock_t *l)
+    int pthread_rwlock_rdlock(pthread_rwlock_t *l)
+    int pthread_rwlock_wrlock(pthread_rwlock_t *l)
+    int pthread_rwlock_unlock(pthread_rwlock_t *l)
+
+cdef extern from "<stdlib.h>" nogil:
+    void *aligned_alloc(size_t alignment, size_t size)
+    void free(void *p)
+
+cdef enum:
+    SYNC_SEQLOCK = 0
+    SYNC_MUTEX = 1
+    SYNC_RWLOCK = 2
+
+_SYNC_MODES = {"seqlock": SYNC_SEQLOCK, "mutex": SYNC_MUTEX, "rwlock": SYNC_RWLOCK}
+
+
+# What a user would write instead of a seqlock: the lock next to the data it
+# guards, in one cache-line aligned block.  `version` counts writes (so readers
+# count the changes they see, like the seqlock's counter); `data` points just
+# past the header, into the same allocation.
+cdef struct locked_block:
+    pthread_mutex_t mutex
+    pthread_rwlock_t rwlock
+    uint64_t version
+    uint64_t *data
 
 
 cdef struct reader_counts:
@@ -25,6 +70,7 @@ cdef struct reader_counts:
     uint64_t torn
     uint64_t changes      # reads whose counter differed from the previous read's
     uint64_t timeouts     # locked reads that gave up (stalled writer)
+    uint64_t _pad[2]      # one cache line per reader: no false sharing between readers
 
 
 cdef inline bint whole(uint64_t *buf, uint32_t n, double *k_out) noexcept nogil:
@@ -95,6 +141,133 @@ cdef uint64_t writer_loop(csnap_record *rec, uint32_t n, int64_t deadline_ns,
     return writes
 
 
+cdef inline void lock_read(locked_block *b, int sync) noexcept nogil:
+    if sync == SYNC_MUTEX:
+        pthread_mutex_lock(&b.mutex)
+    else:
+        pthread_rwlock_rdlock(&b.rwlock)
+
+
+cdef inline void lock_write(locked_block *b, int sync) noexcept nogil:
+    if sync == SYNC_MUTEX:
+        pthread_mutex_lock(&b.mutex)
+    else:
+        pthread_rwlock_wrlock(&b.rwlock)
+
+
+cdef inline void unlock(locked_block *b, int sync) noexcept nogil:
+    if sync == SYNC_MUTEX:
+        pthread_mutex_unlock(&b.mutex)
+    else:
+        pthread_rwlock_unlock(&b.rwlock)
+
+
+cdef void locked_reader_loop(locked_block *b, int sync, uint32_t n, int64_t deadline_ns,
+                             uint64_t *buf, reader_counts *out) noexcept nogil:
+    # reader_loop with the lock instead of the seqlock: copy under the lock,
+    # check outside it.  retries, fallbacks and timeouts stay 0.
+    cdef uint64_t seq = 0, last_seq = 0
+    cdef double k = 0.0, last_k = 0.0
+    while True:
+        if (out.reads & 255) == 0 and csnap_monotonic_ns() >= deadline_ns:
+            break
+        lock_read(b, sync)
+        memcpy(buf, b.data, n * sizeof(uint64_t))
+        seq = b.version
+        unlock(b, sync)
+        out.reads += 1
+        if not whole(buf, n, &k) or k < last_k:
+            out.torn += 1
+        else:
+            last_k = k
+        if seq != last_seq:
+            out.changes += 1
+            last_seq = seq
+
+
+cdef uint64_t locked_writer_loop(locked_block *b, int sync, uint32_t n, int64_t deadline_ns,
+                                 int64_t period_ns) noexcept nogil:
+    # writer_loop with the lock: same pacing, same read-back of k inside the
+    # critical section.
+    cdef uint64_t writes = 0
+    cdef double k
+    cdef uint32_t i
+    cdef int64_t now, next_at = csnap_monotonic_ns()
+    while True:
+        now = csnap_monotonic_ns() if (period_ns or (writes & 255) == 0) else 0
+        if now >= deadline_ns:
+            break
+        if period_ns:
+            if now < next_at:
+                csnap_cpu_relax()
+                continue
+            next_at += period_ns
+        lock_write(b, sync)
+        k = csnap_bits_f64(b.data[0]) + 1.0
+        for i in range(n):
+            b.data[i] = csnap_f64_bits(k * (i + 1))
+        b.version += 1
+        unlock(b, sync)
+        writes += 1
+    return writes
+
+
+cdef class _LockedData:
+    """The mutex/rwlock-guarded copy of a record's slots (sync="mutex"/"rwlock")."""
+    cdef locked_block *b
+    cdef uint32_t n
+    cdef int sync
+
+    def __cinit__(self, int sync, values):
+        cdef uint32_t i
+        cdef size_t header = (sizeof(locked_block) + 63) // 64 * 64
+        cdef size_t size = (header + len(values) * sizeof(uint64_t) + 63) // 64 * 64
+        self.n = <uint32_t>len(values)
+        self.sync = sync
+        self.b = <locked_block *>aligned_alloc(64, size)
+        if self.b == NULL:
+            raise MemoryError()
+        memset(self.b, 0, size)
+        self.b.data = <uint64_t *>((<char *>self.b) + header)
+        pthread_mutex_init(&self.b.mutex, NULL)
+        pthread_rwlock_init(&self.b.rwlock, NULL)
+        for i in range(self.n):
+            self.b.data[i] = csnap_f64_bits(values[i])
+
+    def __dealloc__(self):
+        if self.b != NULL:
+            pthread_mutex_destroy(&self.b.mutex)
+            pthread_rwlock_destroy(&self.b.rwlock)
+            free(self.b)
+
+    def first(self):
+        """Slot 0 as a float (k), read under the lock."""
+        cdef double k
+        with nogil:
+            lock_read(self.b, self.sync)
+            k = csnap_bits_f64(self.b.data[0])
+            unlock(self.b, self.sync)
+        return k
+
+
+def _run_locked_reader(_LockedData d, Py_ssize_t slot, int64_t deadline_ns, _Counts counts):
+    cdef uint64_t *buf = <uint64_t *>PyMem_Malloc(d.n * sizeof(uint64_t))
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            locked_reader_loop(d.b, d.sync, d.n, deadline_ns, buf, &counts.c[slot])
+    finally:
+        PyMem_Free(buf)
+
+
+def _run_locked_writer(_LockedData d, int64_t deadline_ns, int64_t period_ns, list out):
+    cdef uint64_t writes
+    with nogil:
+        writes = locked_writer_loop(d.b, d.sync, d.n, deadline_ns, period_ns)
+    out.append(writes)
+
+
 def _run_reader(Vitals vitals, Py_ssize_t slot, int64_t deadline_ns, int64_t timeout_ns,
                 _Counts counts):
     cdef csnap_record *rec = vitals_record(vitals)
@@ -123,14 +296,16 @@ cdef class _Counts:
     cdef Py_ssize_t n
 
     def __cinit__(self, Py_ssize_t n):
-        self.c = <reader_counts *>PyMem_Malloc(max(n, 1) * sizeof(reader_counts))
+        # Cache-line aligned: each reader's counters sit on a line of their own.
+        cdef size_t size = (max(n, 1) * sizeof(reader_counts) + 63) // 64 * 64
+        self.c = <reader_counts *>aligned_alloc(64, size)
         if self.c == NULL:
             raise MemoryError()
-        memset(self.c, 0, max(n, 1) * sizeof(reader_counts))
+        memset(self.c, 0, size)
         self.n = n
 
     def __dealloc__(self):
-        PyMem_Free(self.c)
+        free(self.c)
 
     def totals(self):
         cdef Py_ssize_t i
@@ -139,6 +314,7 @@ cdef class _Counts:
         per_reader = []
         for i in range(self.n):
             r = self.c[i]
+            del r["_pad"]
             per_reader.append(r["reads"])
             for key in t:
                 t[key] += r[key]
@@ -147,14 +323,29 @@ cdef class _Counts:
 
 
 def run(Vitals vitals, int readers, double seconds, str writer, int writers,
-        double write_rate, double read_timeout):
-    """Run the stress; see csnapshot.testing.stress for the meaning of each argument."""
+        double write_rate, double read_timeout, str sync="seqlock"):
+    """Run the stress; see csnapshot.testing.stress for the meaning of each argument.
+
+    With ``sync="mutex"`` or ``"rwlock"`` the readers and native writers work
+    on a lock-guarded copy of the record's current values instead of the
+    record itself, and the totals gain ``k_after`` (slot 0 of that copy at the
+    end), from which the caller counts lost writes.
+    """
+    if sync not in _SYNC_MODES:
+        raise ValueError(f"sync must be 'seqlock', 'mutex' or 'rwlock', got {sync!r}")
+    cdef int mode = _SYNC_MODES[sync]
     cdef int64_t now = csnap_monotonic_ns()
     cdef int64_t deadline = now + <int64_t>(seconds * 1e9)
     cdef int64_t period = <int64_t>(1e9 / write_rate) if write_rate > 0 else 0
     cdef int64_t timeout_ns = <int64_t>(read_timeout * 1e9)
     counts = _Counts(readers)
     writes = []
+    if mode != SYNC_SEQLOCK:
+        if writer == "python":
+            raise ValueError("writer='python' writes through the Vitals API: "
+                             "it needs sync='seqlock'")
+        return _run_locked(_LockedData(mode, vitals.read_tuple()), readers, writer, writers,
+                           deadline, period, counts)
     threads = [threading.Thread(target=_run_reader, name=f"csnapshot-reader-{i}",
                                 args=(vitals, i, deadline, timeout_ns, counts))
                for i in range(readers)]
@@ -189,3 +380,22 @@ def _python_writer(Vitals vitals, int64_t deadline_ns, int64_t period_ns):
         vitals.apply_delta(step)
         writes += 1
     return writes
+
+
+def _run_locked(_LockedData d, int readers, str writer, int writers, int64_t deadline,
+                int64_t period, _Counts counts):
+    writes = []
+    threads = [threading.Thread(target=_run_locked_reader, name=f"csnapshot-reader-{i}",
+                                args=(d, i, deadline, counts))
+               for i in range(readers)]
+    if writer == "native":
+        threads += [threading.Thread(target=_run_locked_writer, name=f"csnapshot-writer-{i}",
+                                     args=(d, deadline, period, writes))
+                    for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    totals = counts.totals()
+    totals["k_after"] = d.first()
+    return totals, writes

@@ -12,6 +12,10 @@ for a growing k), until a deadline, and returns what the readers saw::
 The writer is either a native thread (``writer="native"``, flat out or at
 ``write_rate`` writes per second) or the calling Python thread writing through
 the public API (``writer="python"``).
+
+``sync="mutex"`` or ``sync="rwlock"`` runs the same native loops against a
+copy of the data guarded by a ``pthread_mutex_t`` or a ``pthread_rwlock_t``
+instead of the seqlock, for comparison (benchmarks/, scenario 3).
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from typing import Any
 from . import _native_vitals
 from ._schema import Field
 
-__all__ = ["StressResult", "stress", "invariant_vitals"]
+__all__ = ["StressResult", "stress", "invariant_vitals", "SYNC_MODES"]
+
+SYNC_MODES = ("seqlock", "mutex", "rwlock")
+"""What `stress(sync=...)` accepts: csnapshot's seqlock and the two comparison locks."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +50,7 @@ class StressResult:
     lost_writes: int      # writes not reflected in the final k: must be 0
     writers: int
     per_reader: tuple[int, ...]
+    sync: str = "seqlock"  # "seqlock", or the comparison lock: "mutex" / "rwlock"
 
     @property
     def overlapped(self) -> bool:
@@ -52,7 +60,8 @@ class StressResult:
     def summary(self) -> str:
         rate = self.reads / self.seconds if self.seconds else 0.0
         who = f"{self.writers} {self.writer}" if self.writer == "native" else self.writer
-        return (f"{self.readers} native readers + {who} writer(s), {self.seconds:.2f} s: "
+        via = "" if self.sync == "seqlock" else f" ({self.sync})"
+        return (f"{self.readers} native readers{via} + {who} writer(s), {self.seconds:.2f} s: "
                 f"{self.reads:,} reads ({rate / 1e6:.1f} M/s), {self.writes:,} writes, "
                 f"{self.changes:,} version changes seen, {self.retries:,} retries, "
                 f"{self.fallbacks:,} fallbacks, {self.torn} torn, {self.lost_writes} lost writes")
@@ -67,7 +76,7 @@ def invariant_vitals(nfields: int = 8) -> Any:
 
 def stress(readers: int = 2, seconds: float = 1.0, *, writer: str = "native",
            writers: int = 1, write_rate: float = 0.0, nfields: int = 8, vitals: Any = None,
-           read_timeout: float = 5.0) -> StressResult:
+           read_timeout: float = 5.0, sync: str = "seqlock") -> StressResult:
     """Run native nogil readers against a writer until `seconds` have passed.
 
     readers: number of reader threads (each a native loop without the GIL).
@@ -79,6 +88,11 @@ def stress(readers: int = 2, seconds: float = 1.0, *, writer: str = "native",
     vitals: a native `Vitals` whose fields are all unbounded floats
         (default: a new one with `nfields` fields).
     read_timeout: how long a fallback read waits for a stalled writer.
+    sync: ``"seqlock"`` (the record itself), or for comparison ``"mutex"`` /
+        ``"rwlock"``: the same loops on a copy of the record's current values
+        guarded by a pthread mutex / rwlock (readers take the read lock); the
+        record is left unchanged, retries and fallbacks are 0.  Needs
+        ``writer="native"`` or ``"none"``.
     """
     from . import _harness
 
@@ -92,6 +106,10 @@ def stress(readers: int = 2, seconds: float = 1.0, *, writer: str = "native",
         raise ValueError(f"writers must be a positive int, got {writers!r}")
     if not (isinstance(write_rate, (int, float)) and write_rate >= 0):
         raise ValueError(f"write_rate must be >= 0 writes per second, got {write_rate!r}")
+    if sync not in SYNC_MODES:
+        raise ValueError(f"sync must be one of {', '.join(map(repr, SYNC_MODES))}, got {sync!r}")
+    if sync != "seqlock" and writer == "python":
+        raise ValueError("writer='python' writes through the Vitals API: it needs sync='seqlock'")
     if vitals is None:
         if not isinstance(nfields, int) or nfields < 1:
             raise ValueError(f"nfields must be a positive int, got {nfields!r}")
@@ -102,14 +120,16 @@ def stress(readers: int = 2, seconds: float = 1.0, *, writer: str = "native",
              for f in vitals.fields):
         raise ValueError("stress() needs a record whose fields are all unbounded floats")
     k_before = vitals.read_tuple()[0]
-    totals, writes = _harness.run(vitals, readers, float(seconds), writer, writers,
-                                  float(write_rate), float(read_timeout))
+    # Through Any: the stub _harness.pyi predates the `sync` argument.
+    run: Any = _harness.run
+    totals, writes = run(vitals, readers, float(seconds), writer, writers,
+                         float(write_rate), float(read_timeout), sync)
     total_writes = sum(writes)
-    k_after = vitals.read_tuple()[0]
+    k_after = totals["k_after"] if sync != "seqlock" else vitals.read_tuple()[0]
     return StressResult(readers=readers, seconds=float(seconds), writer=writer,
                         reads=totals["reads"], retries=totals["retries"],
                         fallbacks=totals["fallbacks"], timeouts=totals["timeouts"],
                         torn=totals["torn"], changes=totals["changes"], writes=total_writes,
                         lost_writes=int(total_writes - (k_after - k_before)),
                         writers=writers if writer == "native" else int(writer == "python"),
-                        per_reader=tuple(totals["per_reader"]))
+                        per_reader=tuple(totals["per_reader"]), sync=sync)

@@ -31,6 +31,13 @@ Options:
   --print-path        only print the path of an already-built interpreter;
                       exit 1 if there is none (never builds, never uses apt)
   --jobs N            parallel make jobs (default: nproc)
+  --tsan              build a ThreadSanitizer interpreter instead
+                      (./configure --disable-gil --with-thread-sanitizer) into
+                      its own prefix (default: \${XDG_CACHE_HOME:-\$HOME/.cache}/
+                      csnapshot/python-ft-tsan/<version>); reuses the source
+                      tarball kept by an earlier build, else fetches it as
+                      usual.  CSNAPSHOT_FT_PYTHON and CSNAPSHOT_FT_PREFIX are
+                      ignored with --tsan (they name the normal build)
   -h, --help          show this help
 
 Environment:
@@ -48,7 +55,9 @@ What a build does (needs root, because it uses apt):
     for 3.13 uses trixie;
   * downloads the source package into a temporary folder next to the prefix,
     builds the upstream *.orig.tar.xz with ./configure --disable-gil, and
-    moves the installation into place only after it has been verified.
+    moves the installation into place only after it has been verified;
+  * keeps a copy of the fetched *.orig.tar.* in
+    \${XDG_CACHE_HOME:-\$HOME/.cache}/csnapshot/sources (reused by --tsan).
 
 Exit codes:
   0  success (last stdout line = interpreter path)
@@ -77,19 +86,22 @@ opt_prefix=${CSNAPSHOT_FT_PREFIX:-}
 opt_version=auto
 opt_print_path=0
 opt_jobs=
+opt_tsan=0
+prefix_from_cli=0
 
 need_arg() { [[ $# -ge 2 && -n $2 ]] || die 2 "option $1 needs an argument (see --help)"; }
 
 while [[ $# -gt 0 ]]; do
     case $1 in
     -h | --help) usage; exit 0 ;;
-    --prefix) need_arg "$@"; opt_prefix=$2; shift 2 ;;
-    --prefix=*) opt_prefix=${1#*=}; shift ;;
+    --prefix) need_arg "$@"; opt_prefix=$2; prefix_from_cli=1; shift 2 ;;
+    --prefix=*) opt_prefix=${1#*=}; prefix_from_cli=1; shift ;;
     --version) need_arg "$@"; opt_version=$2; shift 2 ;;
     --version=*) opt_version=${1#*=}; shift ;;
     --print-path) opt_print_path=1; shift ;;
     --jobs | -j) need_arg "$@"; opt_jobs=$2; shift 2 ;;
     --jobs=*) opt_jobs=${1#*=}; shift ;;
+    --tsan) opt_tsan=1; shift ;;
     *) die 2 "unknown argument: $1 (see --help)" ;;
     esac
 done
@@ -107,6 +119,18 @@ elif ! [[ $opt_jobs =~ ^[1-9][0-9]*$ ]]; then
 fi
 
 cache_root=${XDG_CACHE_HOME:-$HOME/.cache}/csnapshot/python-ft
+# Copies of fetched source tarballs (see --tsan).
+src_cache=${XDG_CACHE_HOME:-$HOME/.cache}/csnapshot/sources
+flavour="free-threaded"
+configure_extra=()
+if [[ $opt_tsan == 1 ]]; then
+    cache_root=${cache_root}-tsan
+    flavour="free-threaded, ThreadSanitizer"
+    configure_extra=(--with-thread-sanitizer)
+    # The environment names the normal (non-TSan) build; only --prefix applies.
+    unset CSNAPSHOT_FT_PYTHON
+    [[ $prefix_from_cli == 1 ]] || opt_prefix=
+fi
 if [[ -n $opt_prefix ]]; then
     [[ $opt_prefix == /* ]] || opt_prefix=$PWD/$opt_prefix
     opt_prefix=${opt_prefix%/}
@@ -126,6 +150,16 @@ prefix_for() {
 # True if $1 runs and is a free-threaded build with the GIL actually disabled.
 is_free_threaded() {
     [[ -x $1 ]] || return 1
+    if [[ $opt_tsan == 1 ]]; then
+        # --tsan: also configured --with-thread-sanitizer; exitcode=0 keeps
+        # TSan reports (if any) from changing the exit status.
+        env -u PYTHON_GIL TSAN_OPTIONS="${TSAN_OPTIONS:-} exitcode=0" "$1" -I -c '
+import sys, sysconfig
+ok = sysconfig.get_config_var("Py_GIL_DISABLED") == 1 and sys._is_gil_enabled() is False
+ok = ok and "--with-thread-sanitizer" in (sysconfig.get_config_var("CONFIG_ARGS") or "")
+sys.exit(0 if ok else 1)' >/dev/null 2>&1
+        return
+    fi
     env -u PYTHON_GIL "$1" -I -c '
 import sys, sysconfig
 ok = sysconfig.get_config_var("Py_GIL_DISABLED") == 1 and sys._is_gil_enabled() is False
@@ -155,7 +189,7 @@ for v in "${versions[@]}"; do
     p=$(prefix_for "$v")/bin/python${v}t
     if is_free_threaded "$p"; then
         if [[ $opt_print_path == 0 ]]; then
-            log "reusing existing free-threaded interpreter $p (no rebuild)"
+            log "reusing existing $flavour interpreter $p (no rebuild)"
         fi
         printf '%s\n' "$p"
         exit 0
@@ -165,7 +199,7 @@ done
 if [[ $opt_print_path == 1 ]]; then
     checked=()
     for v in "${versions[@]}"; do checked+=("$(prefix_for "$v")/bin/python${v}t"); done
-    log "no free-threaded interpreter built yet (checked: ${checked[*]})"
+    log "no $flavour interpreter built yet (checked: ${checked[*]})"
     exit 1
 fi
 
@@ -446,13 +480,28 @@ fetch_version() {
     return 1
 }
 
+version=
+if [[ $opt_tsan == 1 ]]; then
+    # --tsan: the tarball kept by an earlier build (normal or TSan), if any.
+    for v in "${versions[@]}"; do
+        for f in "$src_cache/python${v}_"*.orig.tar.*; do
+            [[ -f $f && $f != *.asc ]] || continue
+            check_prefix_usable "$(prefix_for "$v")"
+            orig_tarball=$f
+            version=$v
+            log "reusing the cached source tarball $f"
+            break 2
+        done
+    done
+fi
+
+if [[ -z $version ]]; then
 find_debian_entry ||
     die 3 "no Debian entry found in /etc/apt/sources.list or /etc/apt/sources.list.d/*.sources;" \
         "cannot fetch Debian's CPython source package. Set CSNAPSHOT_FT_PYTHON to an existing" \
         "free-threaded interpreter instead."
 if write_src_entry; then system_update; fi
 
-version=
 for v in "${versions[@]}"; do
     check_prefix_usable "$(prefix_for "$v")"
     if fetch_version "$v"; then
@@ -472,6 +521,13 @@ if [[ -z $version ]]; then
     } >&2
     exit 3
 fi
+# Keep a copy of the tarball for later builds (--tsan); best effort.
+if mkdir -p "$src_cache" 2>/dev/null; then
+    rm -f "$src_cache/python${version}_"*.orig.tar.* 2>/dev/null || true
+    cp "$orig_tarball" "$src_cache/" 2>/dev/null ||
+        log "warning: could not keep a copy of $(basename "$orig_tarball") in $src_cache"
+fi
+fi # [[ -z $version ]]
 
 # ---------------------------------------------------------------- building
 prefix=$(prefix_for "$version")
@@ -484,7 +540,7 @@ log "got $(basename "$orig_tarball") ($(du -h "$orig_tarball" | cut -f1))"
 
 build_failed() {
     {
-        printf '%s: error: %s failed for Python %s (free-threaded).\n' "$PROG" "$1" "$full_version"
+        printf '%s: error: %s failed for Python %s (%s).\n' "$PROG" "$1" "$full_version" "$flavour"
         printf -- '--- last lines of %s:\n' "$log_file"
         tail -n 25 "$log_file" | sed 's/^/    /'
         printf 'What you can do: read the log above; or set CSNAPSHOT_FT_PYTHON to an existing free-threaded interpreter.\n'
@@ -499,9 +555,9 @@ tar -xf "$orig_tarball" -C "$work/build" >>"$log_file" 2>&1 || build_failed "unp
 srcdir=$(find "$work/build" -mindepth 2 -maxdepth 2 -name configure -printf '%h\n' -quit)
 [[ -n $srcdir ]] || build_failed "locating ./configure in the tarball"
 
-log "configuring (--disable-gil --prefix=$prefix) ..."
+log "configuring (--disable-gil ${configure_extra[*]:+${configure_extra[*]} }--prefix=$prefix) ..."
 printf '\n===== configure\n' >>"$log_file"
-(cd "$srcdir" && ./configure --disable-gil --prefix="$prefix") >>"$log_file" 2>&1 ||
+(cd "$srcdir" && ./configure --disable-gil ${configure_extra[@]+"${configure_extra[@]}"} --prefix="$prefix") >>"$log_file" 2>&1 ||
     build_failed "./configure"
 
 log "building with $opt_jobs jobs (about 5 minutes on 2 cores) ..."
@@ -522,8 +578,8 @@ if ! is_free_threaded "$ft"; then
         >>"$log_file" 2>&1 || true
     build_failed "verification (Py_GIL_DISABLED == 1 and sys._is_gil_enabled() is False)"
 fi
-printf 'python %s (free-threaded) built by %s on %s from %s (Debian %s)\n' \
-    "$full_version" "$PROG" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(basename "$orig_tarball")" "$mirror_uris" \
+printf 'python %s (%s) built by %s on %s from %s (Debian %s)\n' \
+    "$full_version" "$flavour" "$PROG" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(basename "$orig_tarball")" "${mirror_uris:-mirror, cached tarball}" \
     >"$staged/.csnapshot-ft-build"
 cp "$log_file" "$staged/.csnapshot-ft-build.log"
 
@@ -537,5 +593,5 @@ mv "$staged" "$prefix"
 ft=$prefix/bin/python${version}t
 is_free_threaded "$ft" || build_failed "verification after moving into $prefix"
 elapsed=$((SECONDS - start))
-log "built Python $full_version (free-threaded) in $((elapsed / 60))m$((elapsed % 60))s: $ft"
+log "built Python $full_version ($flavour) in $((elapsed / 60))m$((elapsed % 60))s: $ft"
 printf '%s\n' "$ft"

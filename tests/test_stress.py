@@ -100,4 +100,4 @@ def test_python_reader_threads_see_no_torn_copy(Vitals, writer_threads):
           f"{writes:,} writes by {writer_threads} writer thread(s), {torn} torn")
     assert torn == 0
     assert final_k == writes, "a write was lost or applied twice"
-    assert reads > 1000 and changes > 1 and writes > 100
+    assert reads > 1000 and changes > 1 and writes > 10  # writes: few under ThreadSanitizer

@@ -33,8 +33,8 @@ Options:
   --jobs N            parallel make jobs (default: nproc)
   --tsan              build a ThreadSanitizer interpreter instead
                       (./configure --disable-gil --with-thread-sanitizer) into
-                      its own prefix (default: \${XDG_CACHE_HOME:-\$HOME/.cache}/
-                      csnapshot/python-ft-tsan/<version>); reuses the source
+                      its own prefix (default: \${XDG_DATA_HOME:-\$HOME/.local/
+                      share}/csnapshot/python-ft-tsan/<version>); reuses the source
                       tarball kept by an earlier build, else fetches it as
                       usual.  CSNAPSHOT_FT_PYTHON and CSNAPSHOT_FT_PREFIX are
                       ignored with --tsan (they name the normal build)
@@ -124,7 +124,10 @@ src_cache=${XDG_CACHE_HOME:-$HOME/.cache}/csnapshot/sources
 flavour="free-threaded"
 configure_extra=()
 if [[ $opt_tsan == 1 ]]; then
-    cache_root=${cache_root}-tsan
+    # Not under ~/.cache next to the normal build: tools that look there for
+    # "the" free-threaded python3.13t must never pick this one (any TSan report,
+    # even one in CPython itself, makes it exit 66 - pip included).
+    cache_root=${XDG_DATA_HOME:-$HOME/.local/share}/csnapshot/python-ft-tsan
     flavour="free-threaded, ThreadSanitizer"
     configure_extra=(--with-thread-sanitizer)
     # The environment names the normal (non-TSan) build; only --prefix applies.

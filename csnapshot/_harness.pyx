@@ -40,6 +40,61 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_rwlock_wrlock(pthread_rwlock_t *l)
     int pthread_rwlock_unlock(pthread_rwlock_t *l)
 
+# When the run may end.  Readers end once the deadline has passed *and* they
+# have taken `min_reads` copies (or at the hard deadline); writers keep writing
+# until every reader has ended (or the hard deadline), so a reader starved by a
+# flat-out writer on a slow machine (a sanitizer build, a loaded CI box) still
+# gets its reads in against a live writer instead of failing a count.  The
+# counter publishes no data -- each thread's counts are read after join(),
+# which synchronises -- so its increments and loads are relaxed.
+cdef extern from *:
+    """
+    #include <stdatomic.h>
+    typedef struct {
+        _Atomic uint32_t readers_running;
+        int64_t deadline_ns;        /* the run's nominal end */
+        int64_t hard_deadline_ns;   /* the latest end, min_reads or not */
+        uint64_t min_reads;         /* per reader */
+    } harness_stop;
+
+    static inline void harness_stop_init(harness_stop *s, uint32_t readers, int64_t deadline_ns,
+                                         int64_t hard_deadline_ns, uint64_t min_reads)
+    {
+        atomic_init(&s->readers_running, readers);
+        s->deadline_ns = deadline_ns;
+        s->hard_deadline_ns = hard_deadline_ns;
+        s->min_reads = min_reads;
+    }
+
+    static inline void harness_reader_ended(harness_stop *s)
+    {
+        atomic_fetch_sub_explicit(&s->readers_running, 1, memory_order_relaxed);
+    }
+
+    static inline int harness_readers_running(harness_stop *s)
+    {
+        return atomic_load_explicit(&s->readers_running, memory_order_relaxed) != 0;
+    }
+    """
+    ctypedef struct harness_stop:
+        int64_t deadline_ns
+        int64_t hard_deadline_ns
+        uint64_t min_reads
+    void harness_stop_init(harness_stop *s, uint32_t readers, int64_t deadline_ns,
+                           int64_t hard_deadline_ns, uint64_t min_reads) nogil
+    void harness_reader_ended(harness_stop *s) nogil
+    bint harness_readers_running(harness_stop *s) nogil
+
+
+cdef inline bint reader_should_stop(const harness_stop *s, uint64_t reads) noexcept nogil:
+    cdef int64_t now = csnap_monotonic_ns()
+    return now >= s.hard_deadline_ns or (now >= s.deadline_ns and reads >= s.min_reads)
+
+
+cdef inline bint writer_should_stop(harness_stop *s, int64_t now) noexcept nogil:
+    return now >= s.hard_deadline_ns or (now >= s.deadline_ns and not harness_readers_running(s))
+
+
 cdef extern from "<stdlib.h>" nogil:
     void *aligned_alloc(size_t alignment, size_t size)
     void free(void *p)
@@ -83,7 +138,7 @@ cdef inline bint whole(uint64_t *buf, uint32_t n, double *k_out) noexcept nogil:
     return True
 
 
-cdef void reader_loop(csnap_record *rec, uint32_t n, int64_t deadline_ns,
+cdef void reader_loop(csnap_record *rec, uint32_t n, harness_stop *stop,
                       int64_t timeout_ns, uint64_t *buf, reader_counts *out) noexcept nogil:
     cdef csnap_read_stats stats
     cdef uint64_t seq = 0, last_seq = 0
@@ -92,7 +147,7 @@ cdef void reader_loop(csnap_record *rec, uint32_t n, int64_t deadline_ns,
     memset(&stats, 0, sizeof(stats))
     while True:
         # The clock is read every 256 reads: cheap next to the reads themselves.
-        if (out.reads & 255) == 0 and csnap_monotonic_ns() >= deadline_ns:
+        if (out.reads & 255) == 0 and reader_should_stop(stop, out.reads):
             break
         rc = csnap_read(rec, buf, &seq, &stats)
         if rc == CSNAP_BUSY:
@@ -112,7 +167,7 @@ cdef void reader_loop(csnap_record *rec, uint32_t n, int64_t deadline_ns,
     out.retries = stats.retries
 
 
-cdef uint64_t writer_loop(csnap_record *rec, uint32_t n, int64_t deadline_ns,
+cdef uint64_t writer_loop(csnap_record *rec, uint32_t n, harness_stop *stop,
                           int64_t period_ns) noexcept nogil:
     # Flat out when period_ns == 0, else one write per period (spin-paced).
     # k is read back inside the section, so several writers together still
@@ -124,7 +179,7 @@ cdef uint64_t writer_loop(csnap_record *rec, uint32_t n, int64_t deadline_ns,
     cdef int64_t now, next_at = csnap_monotonic_ns()
     while True:
         now = csnap_monotonic_ns() if (period_ns or (writes & 255) == 0) else 0
-        if now >= deadline_ns:
+        if writer_should_stop(stop, now):
             break
         if period_ns:
             if now < next_at:
@@ -162,14 +217,14 @@ cdef inline void unlock(locked_block *b, int sync) noexcept nogil:
         pthread_rwlock_unlock(&b.rwlock)
 
 
-cdef void locked_reader_loop(locked_block *b, int sync, uint32_t n, int64_t deadline_ns,
+cdef void locked_reader_loop(locked_block *b, int sync, uint32_t n, harness_stop *stop,
                              uint64_t *buf, reader_counts *out) noexcept nogil:
     # reader_loop with the lock instead of the seqlock: copy under the lock,
     # check outside it.  retries, fallbacks and timeouts stay 0.
     cdef uint64_t seq = 0, last_seq = 0
     cdef double k = 0.0, last_k = 0.0
     while True:
-        if (out.reads & 255) == 0 and csnap_monotonic_ns() >= deadline_ns:
+        if (out.reads & 255) == 0 and reader_should_stop(stop, out.reads):
             break
         lock_read(b, sync)
         memcpy(buf, b.data, n * sizeof(uint64_t))
@@ -185,7 +240,7 @@ cdef void locked_reader_loop(locked_block *b, int sync, uint32_t n, int64_t dead
             last_seq = seq
 
 
-cdef uint64_t locked_writer_loop(locked_block *b, int sync, uint32_t n, int64_t deadline_ns,
+cdef uint64_t locked_writer_loop(locked_block *b, int sync, uint32_t n, harness_stop *stop,
                                  int64_t period_ns) noexcept nogil:
     # writer_loop with the lock: same pacing, same read-back of k inside the
     # critical section.
@@ -195,7 +250,7 @@ cdef uint64_t locked_writer_loop(locked_block *b, int sync, uint32_t n, int64_t 
     cdef int64_t now, next_at = csnap_monotonic_ns()
     while True:
         now = csnap_monotonic_ns() if (period_ns or (writes & 255) == 0) else 0
-        if now >= deadline_ns:
+        if writer_should_stop(stop, now):
             break
         if period_ns:
             if now < next_at:
@@ -250,44 +305,58 @@ cdef class _LockedData:
         return k
 
 
-def _run_locked_reader(_LockedData d, Py_ssize_t slot, int64_t deadline_ns, _Counts counts):
+cdef class _Stop:
+    """The run's harness_stop, shared by all its threads (see the top of this file)."""
+    cdef harness_stop s
+
+    def __cinit__(self, uint32_t readers, int64_t deadline_ns, int64_t hard_deadline_ns,
+                  uint64_t min_reads):
+        harness_stop_init(&self.s, readers, deadline_ns, hard_deadline_ns, min_reads)
+
+    def reader_ended(self):
+        harness_reader_ended(&self.s)
+
+
+def _run_locked_reader(_LockedData d, Py_ssize_t slot, _Stop stop, _Counts counts):
     cdef uint64_t *buf = <uint64_t *>PyMem_Malloc(d.n * sizeof(uint64_t))
     if buf == NULL:
+        stop.reader_ended()   # the writers must not wait for a reader that never ran
         raise MemoryError()
-    try:
-        with nogil:
-            locked_reader_loop(d.b, d.sync, d.n, deadline_ns, buf, &counts.c[slot])
-    finally:
-        PyMem_Free(buf)
+    with nogil:
+        locked_reader_loop(d.b, d.sync, d.n, &stop.s, buf, &counts.c[slot])
+        harness_reader_ended(&stop.s)
+    PyMem_Free(buf)
 
 
-def _run_locked_writer(_LockedData d, int64_t deadline_ns, int64_t period_ns, list out):
+def _run_locked_writer(_LockedData d, _Stop stop, int64_t period_ns, list out):
     cdef uint64_t writes
     with nogil:
-        writes = locked_writer_loop(d.b, d.sync, d.n, deadline_ns, period_ns)
+        writes = locked_writer_loop(d.b, d.sync, d.n, &stop.s, period_ns)
     out.append(writes)
 
 
-def _run_reader(Vitals vitals, Py_ssize_t slot, int64_t deadline_ns, int64_t timeout_ns,
+def _run_reader(Vitals vitals, Py_ssize_t slot, _Stop stop, int64_t timeout_ns,
                 _Counts counts):
     cdef csnap_record *rec = vitals_record(vitals)
     cdef uint32_t n = <uint32_t>len(vitals)
     cdef uint64_t *buf = <uint64_t *>PyMem_Malloc(n * sizeof(uint64_t))
     if buf == NULL:
+        stop.reader_ended()
         raise MemoryError()
-    try:
-        with nogil:
-            reader_loop(rec, n, deadline_ns, timeout_ns, buf, &counts.c[slot])
-    finally:
-        PyMem_Free(buf)
+    with nogil:
+        reader_loop(rec, n, &stop.s, timeout_ns, buf, &counts.c[slot])
+        # Still without the GIL: a Python writer (writer="python") holds it
+        # in a compiled loop that only this counter can end.
+        harness_reader_ended(&stop.s)
+    PyMem_Free(buf)
 
 
-def _run_native_writer(Vitals vitals, int64_t deadline_ns, int64_t period_ns, list out):
+def _run_native_writer(Vitals vitals, _Stop stop, int64_t period_ns, list out):
     cdef csnap_record *rec = vitals_record(vitals)
     cdef uint32_t n = <uint32_t>len(vitals)
     cdef uint64_t writes
     with nogil:
-        writes = writer_loop(rec, n, deadline_ns, period_ns)
+        writes = writer_loop(rec, n, &stop.s, period_ns)
     out.append(writes)
 
 
@@ -323,8 +392,13 @@ cdef class _Counts:
 
 
 def run(Vitals vitals, int readers, double seconds, str writer, int writers,
-        double write_rate, double read_timeout, str sync="seqlock"):
+        double write_rate, double read_timeout, str sync="seqlock",
+        uint64_t min_reads=0, double max_seconds=0.0):
     """Run the stress; see csnapshot.testing.stress for the meaning of each argument.
+
+    The run lasts `seconds`, then goes on until every reader has taken
+    `min_reads` copies, but never past `max_seconds` (when larger than
+    `seconds`).  The totals include ``elapsed``, the run's wall time in seconds.
 
     With ``sync="mutex"`` or ``"rwlock"`` the readers and native writers work
     on a lock-guarded copy of the record's current values instead of the
@@ -334,35 +408,50 @@ def run(Vitals vitals, int readers, double seconds, str writer, int writers,
     if sync not in _SYNC_MODES:
         raise ValueError(f"sync must be 'seqlock', 'mutex' or 'rwlock', got {sync!r}")
     cdef int mode = _SYNC_MODES[sync]
-    cdef int64_t now = csnap_monotonic_ns()
-    cdef int64_t deadline = now + <int64_t>(seconds * 1e9)
+    cdef int64_t start = csnap_monotonic_ns()
+    cdef int64_t deadline = start + <int64_t>(seconds * 1e9)
+    cdef int64_t hard_deadline = start + <int64_t>(max(seconds, max_seconds) * 1e9)
     cdef int64_t period = <int64_t>(1e9 / write_rate) if write_rate > 0 else 0
     cdef int64_t timeout_ns = <int64_t>(read_timeout * 1e9)
     counts = _Counts(readers)
+    stop = _Stop(readers, deadline, hard_deadline, min_reads)
     writes = []
     if mode != SYNC_SEQLOCK:
         if writer == "python":
             raise ValueError("writer='python' writes through the Vitals API: "
                              "it needs sync='seqlock'")
-        return _run_locked(_LockedData(mode, vitals.read_tuple()), readers, writer, writers,
-                           deadline, period, counts)
-    threads = [threading.Thread(target=_run_reader, name=f"csnapshot-reader-{i}",
-                                args=(vitals, i, deadline, timeout_ns, counts))
-               for i in range(readers)]
-    if writer == "native":
-        threads += [threading.Thread(target=_run_native_writer, name=f"csnapshot-writer-{i}",
-                                     args=(vitals, deadline, period, writes))
-                    for i in range(writers)]
+        data = _LockedData(mode, vitals.read_tuple())
+        threads = [threading.Thread(target=_run_locked_reader, name=f"csnapshot-reader-{i}",
+                                    args=(data, i, stop, counts))
+                   for i in range(readers)]
+        if writer == "native":
+            threads += [threading.Thread(target=_run_locked_writer,
+                                         name=f"csnapshot-writer-{i}",
+                                         args=(data, stop, period, writes))
+                        for i in range(writers)]
+    else:
+        threads = [threading.Thread(target=_run_reader, name=f"csnapshot-reader-{i}",
+                                    args=(vitals, i, stop, timeout_ns, counts))
+                   for i in range(readers)]
+        if writer == "native":
+            threads += [threading.Thread(target=_run_native_writer,
+                                         name=f"csnapshot-writer-{i}",
+                                         args=(vitals, stop, period, writes))
+                        for i in range(writers)]
     for t in threads:
         t.start()
     if writer == "python":
-        writes.append(_python_writer(vitals, deadline, period))
+        writes.append(_python_writer(vitals, stop, period))
     for t in threads:
         t.join()
-    return counts.totals(), writes
+    totals = counts.totals()
+    totals["elapsed"] = (csnap_monotonic_ns() - start) / 1e9
+    if mode != SYNC_SEQLOCK:
+        totals["k_after"] = data.first()
+    return totals, writes
 
 
-def _python_writer(Vitals vitals, int64_t deadline_ns, int64_t period_ns):
+def _python_writer(Vitals vitals, _Stop stop, int64_t period_ns):
     # The calling Python thread writes through the public API: one
     # apply_delta adds (i + 1) to slot i, i.e. advances k by exactly one.
     step = {name: float(i + 1) for i, name in enumerate(vitals)}
@@ -371,7 +460,7 @@ def _python_writer(Vitals vitals, int64_t deadline_ns, int64_t period_ns):
     cdef int64_t now
     while True:
         now = csnap_monotonic_ns()
-        if now >= deadline_ns:
+        if writer_should_stop(&stop.s, now):
             break
         if period_ns:
             if now < next_at:
@@ -380,22 +469,3 @@ def _python_writer(Vitals vitals, int64_t deadline_ns, int64_t period_ns):
         vitals.apply_delta(step)
         writes += 1
     return writes
-
-
-def _run_locked(_LockedData d, int readers, str writer, int writers, int64_t deadline,
-                int64_t period, _Counts counts):
-    writes = []
-    threads = [threading.Thread(target=_run_locked_reader, name=f"csnapshot-reader-{i}",
-                                args=(d, i, deadline, counts))
-               for i in range(readers)]
-    if writer == "native":
-        threads += [threading.Thread(target=_run_locked_writer, name=f"csnapshot-writer-{i}",
-                                     args=(d, deadline, period, writes))
-                    for i in range(writers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    totals = counts.totals()
-    totals["k_after"] = d.first()
-    return totals, writes

@@ -38,7 +38,7 @@ class StressResult:
     """What the readers of one `stress()` run counted."""
 
     readers: int
-    seconds: float
+    seconds: float        # the run's measured wall time (>= the requested seconds)
     writer: str
     reads: int            # consistent copies taken (all readers)
     retries: int          # optimistic attempts discarded because a write overlapped
@@ -76,8 +76,18 @@ def invariant_vitals(nfields: int = 8) -> Any:
 
 def stress(readers: int = 2, seconds: float = 1.0, *, writer: str = "native",
            writers: int = 1, write_rate: float = 0.0, nfields: int = 8, vitals: Any = None,
-           read_timeout: float = 5.0, sync: str = "seqlock") -> StressResult:
+           read_timeout: float = 5.0, sync: str = "seqlock", min_reads: int = 0,
+           max_seconds: float | None = None) -> StressResult:
     """Run native nogil readers against a writer until `seconds` have passed.
+
+    The readers stop at the deadline, or later, once each has taken
+    `min_reads` copies; the writers stop when the last reader has.  So a count
+    a test asserts on is a stop condition rather than a hope about the
+    machine's speed: on a slow or loaded machine (a sanitizer build, a busy CI
+    box) the run just takes longer.  It never takes longer than `max_seconds`
+    (default: ``max(60, 10 * seconds)``); a reader that has not got its reads
+    by then is starved, and the result shows it.  `StressResult.seconds` is
+    the run's measured wall time.
 
     readers: number of reader threads (each a native loop without the GIL).
     writer: ``"native"`` (a nogil thread), ``"python"`` (the calling thread,
@@ -108,6 +118,14 @@ def stress(readers: int = 2, seconds: float = 1.0, *, writer: str = "native",
         raise ValueError(f"write_rate must be >= 0 writes per second, got {write_rate!r}")
     if sync not in SYNC_MODES:
         raise ValueError(f"sync must be one of {', '.join(map(repr, SYNC_MODES))}, got {sync!r}")
+    if isinstance(min_reads, bool) or not isinstance(min_reads, int) or min_reads < 0:
+        raise ValueError(f"min_reads must be a non-negative int, got {min_reads!r}")
+    if max_seconds is None:
+        max_seconds = max(60.0, 10.0 * seconds)
+    elif not (isinstance(max_seconds, (int, float)) and math.isfinite(max_seconds)
+              and max_seconds >= seconds):
+        raise ValueError(f"max_seconds must be a number >= seconds ({seconds!r}), "
+                         f"got {max_seconds!r}")
     if sync != "seqlock" and writer == "python":
         raise ValueError("writer='python' writes through the Vitals API: it needs sync='seqlock'")
     if vitals is None:
@@ -120,13 +138,13 @@ def stress(readers: int = 2, seconds: float = 1.0, *, writer: str = "native",
              for f in vitals.fields):
         raise ValueError("stress() needs a record whose fields are all unbounded floats")
     k_before = vitals.read_tuple()[0]
-    # Through Any: the stub _harness.pyi predates the `sync` argument.
-    run: Any = _harness.run
+    run = _harness.run
     totals, writes = run(vitals, readers, float(seconds), writer, writers,
-                         float(write_rate), float(read_timeout), sync)
+                         float(write_rate), float(read_timeout), sync,
+                         min_reads, float(max_seconds))
     total_writes = sum(writes)
     k_after = totals["k_after"] if sync != "seqlock" else vitals.read_tuple()[0]
-    return StressResult(readers=readers, seconds=float(seconds), writer=writer,
+    return StressResult(readers=readers, seconds=totals["elapsed"], writer=writer,
                         reads=totals["reads"], retries=totals["retries"],
                         fallbacks=totals["fallbacks"], timeouts=totals["timeouts"],
                         torn=totals["torn"], changes=totals["changes"], writes=total_writes,

@@ -12,6 +12,9 @@ import pytest
 from csnapshot.testing import SYNC_MODES, invariant_vitals, stress
 
 SECONDS = min(0.5, float(os.environ.get("CSNAPSHOT_STRESS_SECONDS", "1.0")))
+# Reads per reader the min_reads test asks for in a 1 ms run: 3 * 10^6 by
+# default, lowered with CSNAPSHOT_STRESS_MIN_READS under a sanitizer.
+EXTENDED_READS = 3 * int(os.environ.get("CSNAPSHOT_STRESS_MIN_READS", "1000000"))
 
 
 @pytest.mark.parametrize("sync", ["mutex", "rwlock"])
@@ -70,3 +73,38 @@ def test_harness_rejects_invalid_sync_too():
     run = getattr(_harness, "run")
     with pytest.raises(ValueError, match="sync"):
         run(invariant_vitals(), 1, 0.1, "native", 1, 0.0, 1.0, "futex")
+
+
+# min_reads / max_seconds: the run's stop condition (csnapshot.testing.stress).
+
+@pytest.mark.parametrize("sync", SYNC_MODES)
+def test_min_reads_extends_the_run_past_its_seconds(sync):
+    # 1 ms is far too short for 3 * 10^6 reads per reader (150 M/s at best
+    # here, far less under a sanitizer), so only the min_reads condition can
+    # account for the count, and the writer must still have been writing
+    # while the readers caught up.
+    r = stress(readers=2, seconds=0.001, write_rate=100_000, sync=sync,
+               min_reads=EXTENDED_READS)
+    print("\n" + r.summary())
+    assert min(r.per_reader) >= EXTENDED_READS
+    assert r.seconds > 0.001
+    assert r.torn == 0 and r.lost_writes == 0 and r.writes > 0
+
+
+def test_max_seconds_bounds_a_run_that_cannot_reach_min_reads():
+    r = stress(readers=1, seconds=0.01, writer="none", min_reads=10**15, max_seconds=0.2)
+    assert 0 < r.reads < 10**15
+    assert r.seconds >= 0.2
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(min_reads=-1), "min_reads"),
+    (dict(min_reads=True), "min_reads"),
+    (dict(min_reads=2.5), "min_reads"),
+    (dict(max_seconds=0.05), "max_seconds"),       # below seconds
+    (dict(max_seconds=float("nan")), "max_seconds"),
+    (dict(max_seconds="1"), "max_seconds"),
+])
+def test_invalid_stop_condition_raises(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        stress(readers=1, seconds=0.1, **kwargs)

@@ -250,7 +250,9 @@ def test_stop_at_full_speed_with_persistence(tmp_path):
     s, stop = deterministic_state(), threading.Event()
     t, result = run_in_thread(self_state=s, tick_interval=0, snapshot_period=1, stop_event=stop,
                               data_dir=tmp_path, seed=1)
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while s.ticks <= 100 and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling until the loop has run at full speed for a while
     started = time.monotonic()
     stop.set()
     t.join(10)

@@ -40,32 +40,72 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_rwlock_wrlock(pthread_rwlock_t *l)
     int pthread_rwlock_unlock(pthread_rwlock_t *l)
 
-# When the run may end.  Readers end once the deadline has passed *and* they
-# have taken `min_reads` copies (or at the hard deadline); writers keep writing
-# until every reader has ended (or the hard deadline), so a reader starved by a
-# flat-out writer on a slow machine (a sanitizer build, a loaded CI box) still
-# gets its reads in against a live writer instead of failing a count.  The
-# counter publishes no data -- each thread's counts are read after join(),
-# which synchronises -- so its increments and loads are relaxed.
+# When the run starts and when it may end.
+#
+# Start: every thread of the run (readers, native writers, a Python writer)
+# waits at a gate until all have arrived; the last to arrive sets the deadlines
+# and opens it.  So no thread spins while the others are still being started
+# -- on 2 cores two early readers can otherwise keep a writer from ever
+# running in a short run -- and thread start-up does not eat into `seconds`.
+#
+# End: readers end once the deadline has passed *and* they have taken
+# `min_reads` copies (or at the hard deadline); writers keep writing until
+# every reader has ended (or the hard deadline).  A reader starved by a
+# flat-out writer on a slow machine (a sanitizer build, a loaded CI box) so
+# still gets its reads against a live writer instead of failing a count.
 cdef extern from *:
     """
     #include <stdatomic.h>
     typedef struct {
+        _Atomic uint32_t not_arrived;       /* threads not yet at the gate */
+        _Atomic uint32_t gate_open;
         _Atomic uint32_t readers_running;
-        int64_t deadline_ns;        /* the run's nominal end */
-        int64_t hard_deadline_ns;   /* the latest end, min_reads or not */
-        uint64_t min_reads;         /* per reader */
+        int64_t seconds_ns, max_seconds_ns; /* the run's length and its cap */
+        int64_t opened_ns;                  /* set before gate_open, read after it */
+        int64_t deadline_ns;                /* the run's nominal end */
+        int64_t hard_deadline_ns;           /* the latest end, min_reads or not */
+        uint64_t min_reads;                 /* per reader */
     } harness_stop;
 
-    static inline void harness_stop_init(harness_stop *s, uint32_t readers, int64_t deadline_ns,
-                                         int64_t hard_deadline_ns, uint64_t min_reads)
+    static inline void harness_open(harness_stop *s)
     {
-        atomic_init(&s->readers_running, readers);
-        s->deadline_ns = deadline_ns;
-        s->hard_deadline_ns = hard_deadline_ns;
-        s->min_reads = min_reads;
+        s->opened_ns = csnap_monotonic_ns();
+        s->deadline_ns = s->opened_ns + s->seconds_ns;
+        s->hard_deadline_ns = s->opened_ns + s->max_seconds_ns;
+        /* Release: pairs with the acquire load in harness_gate, so a thread
+           that sees the gate open also sees the deadlines written above. */
+        atomic_store_explicit(&s->gate_open, 1, memory_order_release);
     }
 
+    static inline void harness_stop_init(harness_stop *s, uint32_t threads, uint32_t readers,
+                                         int64_t seconds_ns, int64_t max_seconds_ns,
+                                         uint64_t min_reads)
+    {
+        atomic_init(&s->not_arrived, threads);
+        atomic_init(&s->gate_open, 0);
+        atomic_init(&s->readers_running, readers);
+        s->seconds_ns = seconds_ns;
+        s->max_seconds_ns = max_seconds_ns;
+        s->min_reads = min_reads;
+        if (threads == 0)
+            harness_open(s);
+    }
+
+    static inline void harness_gate(harness_stop *s)
+    {
+        /* Relaxed: the count only decides who arrives last; the deadlines
+           travel through gate_open's release/acquire pair. */
+        if (atomic_fetch_sub_explicit(&s->not_arrived, 1, memory_order_relaxed) == 1) {
+            harness_open(s);
+            return;
+        }
+        /* Acquire: pairs with the release store in harness_open. */
+        while (!atomic_load_explicit(&s->gate_open, memory_order_acquire))
+            csnap_yield();
+    }
+
+    /* readers_running publishes no data -- each thread's counts are read
+       after join(), which synchronises -- so it is relaxed both ways. */
     static inline void harness_reader_ended(harness_stop *s)
     {
         atomic_fetch_sub_explicit(&s->readers_running, 1, memory_order_relaxed);
@@ -77,11 +117,13 @@ cdef extern from *:
     }
     """
     ctypedef struct harness_stop:
+        int64_t opened_ns
         int64_t deadline_ns
         int64_t hard_deadline_ns
         uint64_t min_reads
-    void harness_stop_init(harness_stop *s, uint32_t readers, int64_t deadline_ns,
-                           int64_t hard_deadline_ns, uint64_t min_reads) nogil
+    void harness_stop_init(harness_stop *s, uint32_t threads, uint32_t readers,
+                           int64_t seconds_ns, int64_t max_seconds_ns, uint64_t min_reads) nogil
+    void harness_gate(harness_stop *s) nogil
     void harness_reader_ended(harness_stop *s) nogil
     bint harness_readers_running(harness_stop *s) nogil
 
@@ -145,6 +187,7 @@ cdef void reader_loop(csnap_record *rec, uint32_t n, harness_stop *stop,
     cdef double k = 0.0, last_k = 0.0
     cdef int rc
     memset(&stats, 0, sizeof(stats))
+    harness_gate(stop)
     while True:
         # The clock is read every 256 reads: cheap next to the reads themselves.
         if (out.reads & 255) == 0 and reader_should_stop(stop, out.reads):
@@ -176,7 +219,9 @@ cdef uint64_t writer_loop(csnap_record *rec, uint32_t n, harness_stop *stop,
     cdef uint64_t writes = 0, seq
     cdef double k
     cdef uint32_t i
-    cdef int64_t now, next_at = csnap_monotonic_ns()
+    cdef int64_t now, next_at
+    harness_gate(stop)
+    next_at = csnap_monotonic_ns()
     while True:
         now = csnap_monotonic_ns() if (period_ns or (writes & 255) == 0) else 0
         if writer_should_stop(stop, now):
@@ -223,6 +268,7 @@ cdef void locked_reader_loop(locked_block *b, int sync, uint32_t n, harness_stop
     # check outside it.  retries, fallbacks and timeouts stay 0.
     cdef uint64_t seq = 0, last_seq = 0
     cdef double k = 0.0, last_k = 0.0
+    harness_gate(stop)
     while True:
         if (out.reads & 255) == 0 and reader_should_stop(stop, out.reads):
             break
@@ -247,7 +293,9 @@ cdef uint64_t locked_writer_loop(locked_block *b, int sync, uint32_t n, harness_
     cdef uint64_t writes = 0
     cdef double k
     cdef uint32_t i
-    cdef int64_t now, next_at = csnap_monotonic_ns()
+    cdef int64_t now, next_at
+    harness_gate(stop)
+    next_at = csnap_monotonic_ns()
     while True:
         now = csnap_monotonic_ns() if (period_ns or (writes & 255) == 0) else 0
         if writer_should_stop(stop, now):
@@ -309,18 +357,27 @@ cdef class _Stop:
     """The run's harness_stop, shared by all its threads (see the top of this file)."""
     cdef harness_stop s
 
-    def __cinit__(self, uint32_t readers, int64_t deadline_ns, int64_t hard_deadline_ns,
+    def __cinit__(self, uint32_t threads, uint32_t readers, double seconds, double max_seconds,
                   uint64_t min_reads):
-        harness_stop_init(&self.s, readers, deadline_ns, hard_deadline_ns, min_reads)
+        harness_stop_init(&self.s, threads, readers, <int64_t>(seconds * 1e9),
+                          <int64_t>(max(seconds, max_seconds) * 1e9), min_reads)
 
-    def reader_ended(self):
-        harness_reader_ended(&self.s)
+    def never_ran(self, bint reader):
+        """Account for a thread that failed before its loop: nobody waits for it."""
+        with nogil:
+            harness_gate(&self.s)
+            if reader:
+                harness_reader_ended(&self.s)
+
+    def elapsed(self):
+        """Seconds from the gate's opening to now."""
+        return (csnap_monotonic_ns() - self.s.opened_ns) / 1e9
 
 
 def _run_locked_reader(_LockedData d, Py_ssize_t slot, _Stop stop, _Counts counts):
     cdef uint64_t *buf = <uint64_t *>PyMem_Malloc(d.n * sizeof(uint64_t))
     if buf == NULL:
-        stop.reader_ended()   # the writers must not wait for a reader that never ran
+        stop.never_ran(reader=True)
         raise MemoryError()
     with nogil:
         locked_reader_loop(d.b, d.sync, d.n, &stop.s, buf, &counts.c[slot])
@@ -341,7 +398,7 @@ def _run_reader(Vitals vitals, Py_ssize_t slot, _Stop stop, int64_t timeout_ns,
     cdef uint32_t n = <uint32_t>len(vitals)
     cdef uint64_t *buf = <uint64_t *>PyMem_Malloc(n * sizeof(uint64_t))
     if buf == NULL:
-        stop.reader_ended()
+        stop.never_ran(reader=True)
         raise MemoryError()
     with nogil:
         reader_loop(rec, n, &stop.s, timeout_ns, buf, &counts.c[slot])
@@ -408,44 +465,52 @@ def run(Vitals vitals, int readers, double seconds, str writer, int writers,
     if sync not in _SYNC_MODES:
         raise ValueError(f"sync must be 'seqlock', 'mutex' or 'rwlock', got {sync!r}")
     cdef int mode = _SYNC_MODES[sync]
-    cdef int64_t start = csnap_monotonic_ns()
-    cdef int64_t deadline = start + <int64_t>(seconds * 1e9)
-    cdef int64_t hard_deadline = start + <int64_t>(max(seconds, max_seconds) * 1e9)
     cdef int64_t period = <int64_t>(1e9 / write_rate) if write_rate > 0 else 0
     cdef int64_t timeout_ns = <int64_t>(read_timeout * 1e9)
+    if mode != SYNC_SEQLOCK and writer == "python":
+        raise ValueError("writer='python' writes through the Vitals API: it needs sync='seqlock'")
+    native_writers = writers if writer == "native" else 0
     counts = _Counts(readers)
-    stop = _Stop(readers, deadline, hard_deadline, min_reads)
+    stop = _Stop(readers + native_writers + (writer == "python"), readers,
+                 seconds, max_seconds, min_reads)
     writes = []
     if mode != SYNC_SEQLOCK:
-        if writer == "python":
-            raise ValueError("writer='python' writes through the Vitals API: "
-                             "it needs sync='seqlock'")
         data = _LockedData(mode, vitals.read_tuple())
-        threads = [threading.Thread(target=_run_locked_reader, name=f"csnapshot-reader-{i}",
-                                    args=(data, i, stop, counts))
-                   for i in range(readers)]
-        if writer == "native":
-            threads += [threading.Thread(target=_run_locked_writer,
-                                         name=f"csnapshot-writer-{i}",
-                                         args=(data, stop, period, writes))
-                        for i in range(writers)]
+        readers_ = [threading.Thread(target=_run_locked_reader, name=f"csnapshot-reader-{i}",
+                                     args=(data, i, stop, counts))
+                    for i in range(readers)]
+        writers_ = [threading.Thread(target=_run_locked_writer, name=f"csnapshot-writer-{i}",
+                                     args=(data, stop, period, writes))
+                    for i in range(native_writers)]
     else:
-        threads = [threading.Thread(target=_run_reader, name=f"csnapshot-reader-{i}",
-                                    args=(vitals, i, stop, timeout_ns, counts))
-                   for i in range(readers)]
-        if writer == "native":
-            threads += [threading.Thread(target=_run_native_writer,
-                                         name=f"csnapshot-writer-{i}",
-                                         args=(vitals, stop, period, writes))
-                        for i in range(writers)]
-    for t in threads:
-        t.start()
+        readers_ = [threading.Thread(target=_run_reader, name=f"csnapshot-reader-{i}",
+                                     args=(vitals, i, stop, timeout_ns, counts))
+                    for i in range(readers)]
+        writers_ = [threading.Thread(target=_run_native_writer, name=f"csnapshot-writer-{i}",
+                                     args=(vitals, stop, period, writes))
+                    for i in range(native_writers)]
+    started = []
+    try:
+        for t in readers_ + writers_:
+            t.start()
+            started.append(t)
+    except BaseException:
+        # The started threads wait at the gate for the rest: let them through
+        # (readers first, so the writers stop with them).
+        for t in readers_ + writers_:
+            if t not in started:
+                stop.never_ran(reader=t in readers_)
+        if writer == "python":
+            stop.never_ran(reader=False)
+        for t in started:
+            t.join()
+        raise
     if writer == "python":
         writes.append(_python_writer(vitals, stop, period))
-    for t in threads:
+    for t in started:
         t.join()
     totals = counts.totals()
-    totals["elapsed"] = (csnap_monotonic_ns() - start) / 1e9
+    totals["elapsed"] = stop.elapsed()
     if mode != SYNC_SEQLOCK:
         totals["k_after"] = data.first()
     return totals, writes
@@ -456,8 +521,10 @@ def _python_writer(Vitals vitals, _Stop stop, int64_t period_ns):
     # apply_delta adds (i + 1) to slot i, i.e. advances k by exactly one.
     step = {name: float(i + 1) for i, name in enumerate(vitals)}
     cdef uint64_t writes = 0
-    cdef int64_t next_at = csnap_monotonic_ns()
-    cdef int64_t now
+    cdef int64_t next_at, now
+    with nogil:  # the others may need the GIL to get to the gate
+        harness_gate(&stop.s)
+    next_at = csnap_monotonic_ns()
     while True:
         now = csnap_monotonic_ns()
         if writer_should_stop(&stop.s, now):

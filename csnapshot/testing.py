@@ -80,6 +80,9 @@ def stress(readers: int = 2, seconds: float = 1.0, *, writer: str = "native",
            max_seconds: float | None = None) -> StressResult:
     """Run native nogil readers against a writer until `seconds` have passed.
 
+    All the run's threads start together (each waits at a gate until the
+    last has been started, and `seconds` counts from then), so on a small
+    machine no early reader spins while the writer is still being started.
     The readers stop at the deadline, or later, once each has taken
     `min_reads` copies; the writers stop when the last reader has.  So a count
     a test asserts on is a stop condition rather than a hope about the

@@ -137,6 +137,43 @@ cdef inline bint writer_should_stop(harness_stop *s, int64_t now) noexcept nogil
     return now >= s.hard_deadline_ns or (now >= s.deadline_ns and not harness_readers_running(s))
 
 
+cdef enum:
+    WRITER_STOP = 0
+    WRITER_WAIT = 1
+    WRITER_WRITE = 2
+
+
+cdef struct writer_pace:
+    int64_t period_ns     # 0: flat out
+    int64_t next_at       # when the next paced write is due
+    uint64_t writes
+
+
+cdef inline writer_pace writer_start(harness_stop *stop, int64_t period_ns) noexcept nogil:
+    # After the gate, so the first paced write is due when the run starts.
+    cdef writer_pace pace
+    harness_gate(stop)
+    pace.period_ns = period_ns
+    pace.next_at = csnap_monotonic_ns()
+    pace.writes = 0
+    return pace
+
+
+cdef inline int writer_turn(harness_stop *stop, writer_pace *pace) noexcept nogil:
+    # Every writer's loop asks this before each write.  A flat-out writer
+    # reads the clock every 256 writes only (now = 0 is never past a deadline).
+    cdef int64_t now = (csnap_monotonic_ns()
+                        if (pace.period_ns or (pace.writes & 255) == 0) else 0)
+    if writer_should_stop(stop, now):
+        return WRITER_STOP
+    if pace.period_ns:
+        if now < pace.next_at:
+            csnap_cpu_relax()
+            return WRITER_WAIT
+        pace.next_at += pace.period_ns
+    return WRITER_WRITE
+
+
 cdef extern from "<stdlib.h>" nogil:
     void *aligned_alloc(size_t alignment, size_t size)
     void free(void *p)
@@ -180,11 +217,25 @@ cdef inline bint whole(uint64_t *buf, uint32_t n, double *k_out) noexcept nogil:
     return True
 
 
+cdef inline void count_copy(uint64_t *buf, uint32_t n, uint64_t seq, double *last_k,
+                            uint64_t *last_seq, reader_counts *out) noexcept nogil:
+    # What every reader loop records of one copy it took.
+    cdef double k
+    out.reads += 1
+    if not whole(buf, n, &k) or k < last_k[0]:
+        out.torn += 1
+    else:
+        last_k[0] = k
+    if seq != last_seq[0]:
+        out.changes += 1
+        last_seq[0] = seq
+
+
 cdef void reader_loop(csnap_record *rec, uint32_t n, harness_stop *stop,
                       int64_t timeout_ns, uint64_t *buf, reader_counts *out) noexcept nogil:
     cdef csnap_read_stats stats
     cdef uint64_t seq = 0, last_seq = 0
-    cdef double k = 0.0, last_k = 0.0
+    cdef double last_k = 0.0
     cdef int rc
     memset(&stats, 0, sizeof(stats))
     harness_gate(stop)
@@ -199,14 +250,7 @@ cdef void reader_loop(csnap_record *rec, uint32_t n, harness_stop *stop,
             if rc != CSNAP_OK:
                 out.timeouts += 1
                 continue
-        out.reads += 1
-        if not whole(buf, n, &k) or k < last_k:
-            out.torn += 1
-        else:
-            last_k = k
-        if seq != last_seq:
-            out.changes += 1
-            last_seq = seq
+        count_copy(buf, n, seq, &last_k, &last_seq, out)
     out.retries = stats.retries
 
 
@@ -216,29 +260,23 @@ cdef uint64_t writer_loop(csnap_record *rec, uint32_t n, harness_stop *stop,
     # k is read back inside the section, so several writers together still
     # advance it by exactly one per write: a lost or interleaved write shows
     # up as a torn read or as final k != total writes.
-    cdef uint64_t writes = 0, seq
+    cdef uint64_t seq
     cdef double k
     cdef uint32_t i
-    cdef int64_t now, next_at
-    harness_gate(stop)
-    next_at = csnap_monotonic_ns()
+    cdef int turn
+    cdef writer_pace pace = writer_start(stop, period_ns)
     while True:
-        now = csnap_monotonic_ns() if (period_ns or (writes & 255) == 0) else 0
-        if writer_should_stop(stop, now):
+        turn = writer_turn(stop, &pace)
+        if turn == WRITER_STOP:
             break
-        if period_ns:
-            if now < next_at:
-                csnap_cpu_relax()
-                continue
-            next_at += period_ns
-        if csnap_write_begin(rec, -1, &seq) != CSNAP_OK:
+        if turn == WRITER_WAIT or csnap_write_begin(rec, -1, &seq) != CSNAP_OK:
             continue
         k = csnap_bits_f64(csnap_peek_bits(rec, 0)) + 1.0
         for i in range(n):
             csnap_store_bits(rec, i, csnap_f64_bits(k * (i + 1)))
         csnap_write_end(rec, seq)
-        writes += 1
-    return writes
+        pace.writes += 1
+    return pace.writes
 
 
 cdef inline void lock_read(locked_block *b, int sync) noexcept nogil:
@@ -267,7 +305,7 @@ cdef void locked_reader_loop(locked_block *b, int sync, uint32_t n, harness_stop
     # reader_loop with the lock instead of the seqlock: copy under the lock,
     # check outside it.  retries, fallbacks and timeouts stay 0.
     cdef uint64_t seq = 0, last_seq = 0
-    cdef double k = 0.0, last_k = 0.0
+    cdef double last_k = 0.0
     harness_gate(stop)
     while True:
         if (out.reads & 255) == 0 and reader_should_stop(stop, out.reads):
@@ -276,43 +314,31 @@ cdef void locked_reader_loop(locked_block *b, int sync, uint32_t n, harness_stop
         memcpy(buf, b.data, n * sizeof(uint64_t))
         seq = b.version
         unlock(b, sync)
-        out.reads += 1
-        if not whole(buf, n, &k) or k < last_k:
-            out.torn += 1
-        else:
-            last_k = k
-        if seq != last_seq:
-            out.changes += 1
-            last_seq = seq
+        count_copy(buf, n, seq, &last_k, &last_seq, out)
 
 
 cdef uint64_t locked_writer_loop(locked_block *b, int sync, uint32_t n, harness_stop *stop,
                                  int64_t period_ns) noexcept nogil:
     # writer_loop with the lock: same pacing, same read-back of k inside the
     # critical section.
-    cdef uint64_t writes = 0
     cdef double k
     cdef uint32_t i
-    cdef int64_t now, next_at
-    harness_gate(stop)
-    next_at = csnap_monotonic_ns()
+    cdef int turn
+    cdef writer_pace pace = writer_start(stop, period_ns)
     while True:
-        now = csnap_monotonic_ns() if (period_ns or (writes & 255) == 0) else 0
-        if writer_should_stop(stop, now):
+        turn = writer_turn(stop, &pace)
+        if turn == WRITER_STOP:
             break
-        if period_ns:
-            if now < next_at:
-                csnap_cpu_relax()
-                continue
-            next_at += period_ns
+        if turn == WRITER_WAIT:
+            continue
         lock_write(b, sync)
         k = csnap_bits_f64(b.data[0]) + 1.0
         for i in range(n):
             b.data[i] = csnap_f64_bits(k * (i + 1))
         b.version += 1
         unlock(b, sync)
-        writes += 1
-    return writes
+        pace.writes += 1
+    return pace.writes
 
 
 cdef class _LockedData:
@@ -520,19 +546,16 @@ def _python_writer(Vitals vitals, _Stop stop, int64_t period_ns):
     # The calling Python thread writes through the public API: one
     # apply_delta adds (i + 1) to slot i, i.e. advances k by exactly one.
     step = {name: float(i + 1) for i, name in enumerate(vitals)}
-    cdef uint64_t writes = 0
-    cdef int64_t next_at, now
+    cdef int turn
+    cdef writer_pace pace
     with nogil:  # the others may need the GIL to get to the gate
-        harness_gate(&stop.s)
-    next_at = csnap_monotonic_ns()
+        pace = writer_start(&stop.s, period_ns)
     while True:
-        now = csnap_monotonic_ns()
-        if writer_should_stop(&stop.s, now):
+        turn = writer_turn(&stop.s, &pace)
+        if turn == WRITER_STOP:
             break
-        if period_ns:
-            if now < next_at:
-                continue
-            next_at += period_ns
+        if turn == WRITER_WAIT:
+            continue
         vitals.apply_delta(step)
-        writes += 1
-    return writes
+        pace.writes += 1
+    return pace.writes

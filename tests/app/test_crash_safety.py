@@ -22,7 +22,7 @@ import pytest
 
 from src.state.persistence import list_snapshots, load_latest, read_snapshot_file, snapshot_dir
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ROUNDS = 24
 
 CHILD = textwrap.dedent("""

@@ -21,7 +21,7 @@ from src.runtime.loop import run_loop
 from src.state.self_state import MemoryEntry, SelfState
 from src.state.snapshot_manager import StateSnapshotManager
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 DEFAULT_KEYS = {"life_id", "birth_timestamp", "age", "subjective_time", "ticks", "energy",
                 "integrity", "stability", "fatigue", "tension", "active", "last_significance",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "c-api.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "c-api.md"
 
 pytest.importorskip("Cython", reason="the C API test needs Cython (the [test] extra)")
 

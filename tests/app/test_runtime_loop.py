@@ -20,7 +20,7 @@ from src.state.persistence import SnapshotPersistence, list_snapshots, load_late
 from src.state.self_state import LEARNING_PARAMS_DEFAULT, ADAPTATION_PARAMS_DEFAULT, SelfState
 from src.state.snapshot_manager import StateSnapshotManager
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 class FakeClock:

@@ -22,7 +22,7 @@ def test_import_keeps_gil_disabled(tmp_path):
 
 
 def test_every_pyx_declares_freethreading_compatible():
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "csnapshot")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, "csnapshot")
     pyx = [f for f in os.listdir(src) if f.endswith(".pyx")]
     assert len(pyx) >= 2
     for name in pyx:

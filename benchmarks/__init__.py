@@ -1,4 +1,5 @@
-"""csnapshot comparison benchmarks (issue #7): `python -m benchmarks --help`.
+"""csnapshot's comparison benchmarks, one command: `python -m benchmarks --help`.
 
-The bench_*.py scripts here also run standalone, by path.
+`__main__` parses the command line, `runner` runs the scenarios
+(`scenarios/`, one module each) and `report` writes the report folder.
 """

@@ -1,8 +1,8 @@
 """PNG charts for the comparison report (matplotlib, Agg backend: no display needed).
 
-Two shapes cover the issue's charts: `line_chart` (one or more panels of
+Two shapes cover the report's charts: `line_chart` (one or more panels of
 series against a numeric x: reads/s against reader threads, publish cost
-against state size, and later ticks/s and requests/s against HTTP clients) and
+against state size, ticks/s and requests/s against HTTP clients) and
 `bar_chart` (one value per implementation, per panel).  Every figure carries
 axis labels with units, a legend, and a caption naming the machine and Python.
 """
@@ -145,9 +145,11 @@ class Bars:
     xlog: bool = True
 
 
-def bar_chart(path: Path, title: str, panels: list[Bars], caption: str) -> None:
+def bar_chart(path: Path, title: str, panels: list[Bars], caption: str,
+              legend: bool = True) -> None:
     """Horizontal bars, one panel per operation; every panel must list the same
-    labels in the same order (they share the y axis)."""
+    labels in the same order (they share the y axis).  `legend`: the colour key
+    csnapshot / alternatives (off when every bar is csnapshot's)."""
     plt = _plt()
     n = max(len(p.labels) for p in panels)
     fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 0.34 * n + 2.0),
@@ -177,8 +179,9 @@ def bar_chart(path: Path, title: str, panels: list[Bars], caption: str) -> None:
     fig.suptitle(title, fontsize=12)
     _caption(fig, caption)
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
-    fig.legend(handles=[Patch(color=CSNAPSHOT_COLOR, label=panels[0].highlight or "csnapshot"),
-                        Patch(color="#1f77b4", label="alternatives")],
-               fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if legend:
+        fig.legend(handles=[Patch(color=CSNAPSHOT_COLOR, label=panels[0].highlight or "csnapshot"),
+                            Patch(color="#1f77b4", label="alternatives")],
+                   fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)

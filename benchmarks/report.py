@@ -1,172 +1,23 @@
-"""The report folder: machine facts, peers, Markdown, results.json, and the docs page.
+"""The report folder: report.md, results.json, and the docs page built from them.
 
-`python -m benchmarks` calls `machine_info`, `peers`, then each scenario, then
-`write`.  `update_docs` copies the generated part of a report into
-docs/benchmarks.md (between the ``<!-- report:begin -->`` / ``<!-- report:end -->``
-markers) and its charts into docs/benchmarks/ (``python -m benchmarks --docs``).
+`render` assembles report.md from the machine facts and every scenario's
+section; `write_json` writes the raw figures; `update_docs` copies the
+generated part of a report into docs/benchmarks.md (between the
+``<!-- report:begin -->`` / ``<!-- report:end -->`` markers) and its charts into
+docs/benchmarks/ (``python -m benchmarks --docs``).
 """
 
 from __future__ import annotations
 
-import datetime
-import importlib.metadata
 import json
 import math
 import os
-import platform
 import re
 import shutil
-import subprocess
-import sys
-import sysconfig
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-# The peers of the bench extra, and what each is for.
-PEERS = {
-    "readerwriterlock": "scenarios 1-2: RW locks (fair, reader-priority)",
-    "cereggii": "scenarios 1-2: AtomicRef + tuple",
-    "immutables": "scenario 4: HAMT Map",
-    "pyrsistent": "scenario 4: pvector",
-    "pytest-benchmark": "scenario 1: pytest-benchmark JSON",
-    "matplotlib": "charts",
-}
-MISSING_HINT = "missing: not installed (pip install -e '.[bench]')"
-MISSING_HINT_CEREGGII = ("missing: not installed (it is in the bench extra on CPython; "
-                         "where pip cannot install it, it is not installable here)")
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("model name", "Model", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def gil_state() -> tuple[str, bool]:
-    """("GIL build" | "free-threaded build", GIL enabled right now)."""
-    ft = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
-    enabled = sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True
-    return ("free-threaded build" if ft else "GIL build"), enabled
-
-
-def machine_info(root: Path) -> dict[str, Any]:
-    import csnapshot
-
-    build, gil = gil_state()
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 0
-    commit = _git(root, "rev-parse", "--short", "HEAD")
-    dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
-    return {
-        "cpu_model": _cpu_model(),
-        "cpus": os.cpu_count(),
-        "cpus_usable": usable,
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "python_full": sys.version.replace("\n", " "),
-        "implementation": platform.python_implementation(),
-        "build": build,
-        "gil_enabled": gil,
-        "executable": sys.executable,
-        "csnapshot": f"{csnapshot.__version__} ({csnapshot.IMPLEMENTATION})",
-        "commit": (commit + (" + local changes" if dirty else "")) if commit else None,
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
-
-
-def caption(m: dict[str, Any], quick: bool) -> str:
-    gil = "GIL enabled" if m["gil_enabled"] else "GIL disabled"
-    return (f"{m['cpu_model']}, {m['cpus']} CPUs; {m['implementation']} {m['python']} "
-            f"({m['build']}, {gil}); {m['platform']}; {m['date']}"
-            + ("; quick mode (short runs, indicative only)" if quick else ""))
-
-
-def peers() -> dict[str, dict[str, Any]]:
-    """{distribution: {"version": str | None, "status": str, "used_for": str}}."""
-    out = {}
-    for dist, used_for in PEERS.items():
-        try:
-            version = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            version = None
-        status = (f"found {version}" if version else
-                  MISSING_HINT_CEREGGII if dist == "cereggii" else MISSING_HINT)
-        out[dist] = {"version": version, "status": status, "used_for": used_for}
-    return out
-
-
-# ---- formatting helpers shared by the scenarios ----------------------------
-
-def median(xs: Sequence[float]) -> float:
-    xs = sorted(x for x in xs if x == x)
-    if not xs:
-        return math.nan
-    n = len(xs)
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
-
-
-def num(x: float, digits: int = 3) -> str:
-    """A compact human number: 1,234 / 12.3 / 0.0456 / 12.3 M."""
-    if x is None or x != x:
-        return "–"
-    a = abs(x)
-    if a >= 10_000_000:
-        return f"{x / 1e6:,.1f} M"
-    if a >= 100:
-        return f"{x:,.0f}"
-    if a == 0:
-        return "0"
-    return f"{x:.{digits}g}"
-
-
-def rate(x: float) -> str:
-    """Operations per second: 12.3 M, 456 k, 789."""
-    if x is None or x != x:
-        return "–"
-    # Thresholds just below 1e6/1e3: 999,700 is "1 M", not "1e+03 k".
-    if x >= 999.5e3:
-        return f"{x / 1e6:.3g} M"
-    if x >= 999.5:
-        return f"{x / 1e3:.3g} k"
-    return f"{x:.3g}"
-
-
-def spread(lo: float, hi: float, fmt=num) -> str:
-    return f"[{fmt(lo)}–{fmt(hi)}]"
-
-
-def ratio(x: float, ref: float) -> str:
-    if x != x or ref != ref or not ref:
-        return "–"
-    r = x / ref
-    return f"{r:.2g}×" if r < 0.1 else f"{r:.2f}×" if r < 100 else f"{r:,.0f}×"
-
-
-def table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> str:
-    """A Markdown table; `align` is one character per column: l or r (default: l then r)."""
-    align = align or "l" + "r" * (len(header) - 1)
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(str(c) for c in row) + " |")
-    return "\n".join(lines)
-
+from .formatting import table
 
 # ---- the report folder ------------------------------------------------------
 
@@ -189,7 +40,7 @@ def render(run: dict[str, Any], sections: list[dict[str, Any]]) -> str:
     """The whole report.md.
 
     run: {"machine", "peers", "quick", "command", "scenarios_requested",
-          "started", "total_s", "estimate_s", "charts_note"}
+          "total_s", "estimate_s", "charts_note"}
     sections: per scenario {"id", "title", "summary": [..], "markdown": str,
               "charts": [Chart], "elapsed_s", "estimate_s", "loadavg": [before, after],
               "error": str | None}

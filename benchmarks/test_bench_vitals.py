@@ -1,18 +1,17 @@
-"""pytest-benchmark view of bench_vitals (opt-in: `pytest benchmarks --benchmark-only`).
+"""Scenario 1's operations through pytest-benchmark (run by `python -m benchmarks`).
 
-Groups put every scheme of one operation side by side; compare runs with
-`--benchmark-autosave` / `--benchmark-compare`.
+The runner starts this file in a subprocess and keeps its JSON; it also runs
+alone (`pytest benchmarks --benchmark-only`), with groups putting every scheme
+of one operation side by side (`--benchmark-autosave` / `--benchmark-compare`).
 """
 
 import pytest
 
-import vitals_impls as impls
-from bench_vitals import OPS
+from benchmarks.scenarios.uncontended import OPS, all_schemes
 
 pytest.importorskip("pytest_benchmark")
 
-EXTRA, MISSING = impls.optional_schemes()
-SCHEMES = impls.BASE_SCHEMES + EXTRA
+SCHEMES, MISSING = all_schemes()
 
 
 @pytest.mark.parametrize("op", list(OPS))

@@ -1,8 +1,9 @@
-"""The scenarios of the comparison report (issue #7), one module each.
+"""The scenarios of the comparison report, one module each.
 
 A scenario module defines:
 
     ID: int                      its number in the report and on --scenarios
+    NAME: str                    its short name, also accepted by --scenarios
     TITLE: str                   one line
     def estimate(ctx) -> float   seconds it will take (printed before the run)
     def run(ctx) -> dict         measure; the dict must be JSON-serialisable (results.json)
@@ -22,37 +23,48 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-REGISTRY: dict[int, str] = {
-    1: "sc1_uncontended",
-    2: "sc2_threads",
-    3: "sc3_native",
-    4: "sc4_publish",
-    5: "sc5_end_to_end",
+REGISTRY: dict[int, tuple[str, str]] = {
+    1: ("uncontended", "one thread: read all vitals, 3-field clamped write"),
+    2: ("threads", "Python threads: 1 writer + k readers"),
+    3: ("native", "native nogil readers: seqlock vs pthread mutex / rwlock"),
+    4: ("publish", "publish cost against state size"),
+    5: ("end_to_end", "over HTTP: loop ticks/s and requests/s against clients"),
+    6: ("loop", "the runtime loop flat out: ticks/s, tick latency, persistence"),
 }
-"""Scenario number -> module name in this package."""
-
-PLANNED: dict[int, str] = {}
-"""Scenarios announced in the issue but not written yet."""
+"""Scenario number -> (module name in this package, one-line description)."""
 
 
 @dataclasses.dataclass
 class Context:
-    """What every scenario gets: the mode, where to write, who we are on."""
+    """What every scenario gets: the mode, where to write, who we are on, its options."""
 
     quick: bool
     out: Path                 # the report folder (exists)
     root: Path                # the repository root
-    machine: dict[str, Any]   # report.machine_info()
+    machine: dict[str, Any]   # machine.machine_info()
     caption: str              # one line: machine + Python, for chart captions
     verbose: bool = False
     log: logging.Logger = dataclasses.field(
         default_factory=lambda: logging.getLogger("benchmarks"))
+    # Scenario 2's options (None: the mode's default); see `python -m benchmarks --help`.
+    readers: list[int] | None = None
+    write_rate: float = 0.0
+    rounds: int | None = None
+    # Scenario 5's loop tick interval.
+    tick_interval: float = 0.001
+
+
+def resolve(token: str) -> int:
+    """A scenario's number from its number or name ("3", "native")."""
+    token = token.strip()
+    if token.isdigit() and int(token) in REGISTRY:
+        return int(token)
+    for number, (name, _) in REGISTRY.items():
+        if token == name:
+            return number
+    raise LookupError(f"no scenario {token!r}; known: "
+                      + ", ".join(f"{n} ({name})" for n, (name, _) in REGISTRY.items()))
 
 
 def load(number: int) -> ModuleType:
-    if number in PLANNED and number not in REGISTRY:
-        raise LookupError(f"scenario {number} ({PLANNED[number]}) is not implemented yet")
-    if number not in REGISTRY:
-        raise LookupError(f"no scenario {number}; known: "
-                          f"{', '.join(map(str, sorted(REGISTRY)))}")
-    return importlib.import_module(f"{__name__}.{REGISTRY[number]}")
+    return importlib.import_module(f"{__name__}.{REGISTRY[number][0]}")

@@ -16,10 +16,11 @@ from typing import Any
 
 from csnapshot.testing import SYNC_MODES, stress
 
-from .. import report as R
+from .. import formatting as F
 from ..charts import CSNAPSHOT_COLOR, Chart, Panel, Series, line_chart
 
 ID = 3
+NAME = "native"
 TITLE = "native readers without the GIL: seqlock vs pthread mutex / rwlock"
 RATES = [(1_000.0, "1 kHz"), (100_000.0, "100 kHz"), (0.0, "flat out")]
 LABELS = {"seqlock": "csnapshot seqlock", "mutex": "pthread mutex",
@@ -63,7 +64,7 @@ def run(ctx) -> dict[str, Any]:
 
 
 def _med(runs: list[dict], key: str) -> float:
-    return R.median([r[key] for r in runs])
+    return F.median([r[key] for r in runs])
 
 
 def summary(data: dict[str, Any]) -> list[str]:
@@ -75,8 +76,8 @@ def summary(data: dict[str, Any]) -> list[str]:
             seq = _med(res[rate]["seqlock"][str(k)], "reads_per_s_per_reader")
             mu = _med(res[rate]["mutex"][str(k)], "reads_per_s_per_reader")
             rw = _med(res[rate]["rwlock"][str(k)], "reads_per_s_per_reader")
-            parts.append(f"{k} reader(s): seqlock {R.rate(seq)}/s per reader, "
-                         f"{R.ratio(seq, mu)} the mutex, {R.ratio(seq, rw)} the rwlock")
+            parts.append(f"{k} reader(s): seqlock {F.rate(seq)}/s per reader, "
+                         f"{F.ratio(seq, mu)} the mutex, {F.ratio(seq, rw)} the rwlock")
         lines.append(f"writer {rate}: " + "; ".join(parts))
     torn = sum(r["torn"] for per in res.values() for ks in per.values() for runs in ks.values()
                for r in runs)
@@ -106,17 +107,17 @@ def markdown(data: dict[str, Any], ctx) -> str:
                 runs = res[rate][sync][str(k)]
                 v = [r["reads_per_s_per_reader"] for r in runs]
                 name = LABELS[sync]
-                spread = (" " + R.spread(min(v), max(v), R.rate)) if len(v) > 1 else ""
+                spread = (" " + F.spread(min(v), max(v), F.rate)) if len(v) > 1 else ""
                 rows.append([f"**{name}**" if sync == "seqlock" else name, k,
-                             f"{R.rate(R.median(v))}{spread}",
-                             R.ratio(R.median(v), ref),
+                             f"{F.rate(F.median(v))}{spread}",
+                             F.ratio(F.median(v), ref),
                              f"{_med(runs, 'retries_per_read'):.2g}",
                              f"{sum(r['fallbacks'] for r in runs):,}",
-                             R.rate(_med(runs, "writes_per_s")),
+                             F.rate(_med(runs, "writes_per_s")),
                              f"{sum(r['torn'] for r in runs):,}",
                              f"{sum(r['lost_writes'] for r in runs):,}"])
         out += [f"**Writer {rate}**", "",
-                R.table(["sync", "readers", "reads/s per reader", "× seqlock", "retries/read",
+                F.table(["sync", "readers", "reads/s per reader", "× seqlock", "retries/read",
                          "fallbacks", "writes/s", "torn", "lost writes"], rows), ""]
     out.append("The \"100 kHz\" writer is spin-paced on a clock; on a busy VM it may achieve "
                "less (the writes/s column says what it did).")

@@ -1,33 +1,32 @@
 """Scenario 4: publish cost against state size, 10^2..10^6.
 
 Two measurements, both "change one thing, then publish a snapshot", median µs
-per operation over repeats with the GC off:
-- containers (benchmarks/bench_publish.py): csnapshot's SnapshotLog and
-  CowDict against `list(old)`, `copy.deepcopy`, `dict.copy()`,
-  `immutables.Map` and `pyrsistent.pvector`;
-- the Life state (benchmarks/bench_state.py): `StateSnapshotManager.update_snapshot`
-  after one memory append, against the same done with deep copies, list/dict
-  copies, immutables and pyrsistent.
+per operation over repeats with the GC off (`timing.per_call`):
+- containers (containers.py): csnapshot's SnapshotLog and CowDict against
+  `list(old)`, `copy.deepcopy`, `dict.copy()`, `immutables.Map` and
+  `pyrsistent.pvector`;
+- the Life state (life_state.py): `StateSnapshotManager.update_snapshot` after
+  one memory append, against the same done with deep copies, list/dict copies,
+  immutables and pyrsistent.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 from pathlib import Path
 from typing import Any
 
-import bench_publish as BP
-import bench_state as BS
-
-from .. import report as R
-from ..charts import CSNAPSHOT_COLOR, Chart, Panel, Series, line_chart
+from ... import formatting as F
+from ...charts import CSNAPSHOT_COLOR, Chart, Panel, Series, line_chart
+from ...timing import per_call
+from . import containers as BP
+from . import life_state as BS
 
 ID = 4
+NAME = "publish"
 TITLE = "publish cost against state size"
 
-# bench_publish's cases, grouped: (group title, csnapshot's row, [rows])
+# The container cases, grouped: (group title, csnapshot's row, [rows])
 LOG, DICT, READ = "memory log: append one entry, then publish", \
     "dict of N keys: change one key, then publish", "readers, and the publish alone"
 GROUPS = {
@@ -54,37 +53,50 @@ def estimate(ctx) -> float:
     return cells * per_cell + big * 20
 
 
-def _timing(x: Any) -> dict[str, Any]:
-    if isinstance(x, str):
-        return {"skipped": x}
-    return {"median_us": x.median * 1e6, "min_us": x.low * 1e6, "max_us": x.high * 1e6}
+def _settings(quick: bool) -> tuple[int, float]:
+    """(repeats, seconds per repeat)."""
+    return (3, 0.02) if quick else (7, 0.05)
 
 
-def _quiet(ctx):
-    # bench_publish/bench_state print a progress line per cell to stderr.
-    return contextlib.nullcontext() if ctx.verbose else contextlib.redirect_stderr(io.StringIO())
+def _measure(cases, n: int, repeats: int, target: float, ctx) -> dict[str, dict[str, Any]]:
+    """{case name: {median_us, min_us, max_us} or {skipped: why}} at size n."""
+    out = {}
+    for case in cases:
+        ctx.log.debug("  N=%9s %s ...", f"{n:,}", case.name)
+        step = case.factory(n)
+        if isinstance(step, str):
+            out[case.name] = {"skipped": step}
+            continue
+        times = per_call(step, repeats=repeats, target=target)
+        del step  # a big state must go before the next case builds its own
+        out[case.name] = {"median_us": F.median(times) * 1e6, "min_us": min(times) * 1e6,
+                          "max_us": max(times) * 1e6}
+    return out
 
 
 def run(ctx) -> dict[str, Any]:
     sizes = _sizes(ctx.quick)
-    ctx.log.info("  sizes %s; containers (%d cases), then the Life state (%d cases)",
+    repeats, target = _settings(ctx.quick)
+    ctx.log.info("  sizes %s; containers (%d cases) and the Life state (%d cases) per size",
                  ", ".join(f"{n:,}" for n in sizes), len(BP.CASES), len(BS.CASES))
-    with _quiet(ctx):
-        pub = BP.run(sizes, quick=ctx.quick)
-    ctx.log.info("  containers done; the Life state ...")
-    with _quiet(ctx):
-        state = BS.run(sizes, quick=ctx.quick)
+    pub: dict[str, list] = {c.name: [] for c in BP.CASES}
+    state: dict[str, list] = {c.name: [] for c in BS.CASES}
+    for n in sizes:
+        for name, cell in _measure(BP.CASES, n, repeats, target, ctx).items():
+            pub[name].append(cell)
+        ctx.log.debug("  N=%9s: building the Life state's %s entries ...", f"{n:,}", f"{n:,}")
+        BS.entries(n)
+        for name, cell in _measure(BS.CASES, n, repeats, target, ctx).items():
+            state[name].append(cell)
     by_factory = {c.factory.__name__: c.name for c in BP.CASES}
     state_names = {c.factory.__name__: c.name for c in BS.CASES}
     groups = {}
     for title, (ref, rows) in GROUPS.items():
         groups[title] = {"ref": by_factory[ref.__name__] if ref else None,
-                         "rows": {by_factory[f.__name__]: [_timing(x) for x in pub[by_factory[f.__name__]]]
+                         "rows": {by_factory[f.__name__]: pub[by_factory[f.__name__]]
                                   for f in rows}}
-    groups[STATE] = {"ref": state_names[BS.bench_update_snapshot.__name__],
-                     "rows": {name: [_timing(x) for x in row] for name, row in state.items()},
+    groups[STATE] = {"ref": state_names[BS.bench_update_snapshot.__name__], "rows": state,
                      "publish_rows": [state_names[f.__name__] for f in STATE_PUBLISH]}
-    repeats, target = (3, 0.02) if ctx.quick else (7, 0.05)
     return {"sizes": list(sizes), "repeats": repeats, "target_s": target, "groups": groups}
 
 
@@ -104,10 +116,10 @@ def summary(data: dict[str, Any]) -> list[str]:
             if name == ref or name not in g[title].get("publish_rows", rows):
                 continue
             c = cells[-1]
-            others.append(f"{_short(name)} {R.num(_med(c))} µs" if "median_us" in c
+            others.append(f"{_short(name)} {F.num(_med(c))} µs" if "median_us" in c
                           else f"{_short(name)} {c['skipped']}")
-        lines.append(f"{title}, N = {big:,}: csnapshot ({_short(ref)}) {R.num(r1)} µs "
-                     f"({R.num(r1 / r0)}× its cost at N = {sizes[0]:,}); " + "; ".join(others))
+        lines.append(f"{title}, N = {big:,}: csnapshot ({_short(ref)}) {F.num(r1)} µs "
+                     f"({F.num(r1 / r0)}× its cost at N = {sizes[0]:,}); " + "; ".join(others))
     return lines
 
 
@@ -136,16 +148,16 @@ def _table(title: str, g: dict[str, Any], sizes: list[int]) -> str:
             if "median_us" not in c:
                 row.append(c["skipped"])
                 continue
-            cell = f"{R.num(_med(c))} {R.spread(c['min_us'], c['max_us'])}"
+            cell = f"{F.num(_med(c))} {F.spread(c['min_us'], c['max_us'])}"
             if ref and name != ref:
-                cell += f" {R.ratio(_med(c), _med(g['rows'][ref][i]))}"
+                cell += f" {F.ratio(_med(c), _med(g['rows'][ref][i]))}"
             row.append(cell)
         first, last = cells[0], cells[-1]
         growth = (f"{_med(last) / _med(first):,.2f}" if "median_us" in first and "median_us" in last
                   else "–")
         rows_out.append(row + [growth])
     head = ["operation (µs)", *[f"N={n:,}" for n in sizes], f"×(N={sizes[-1]:,} / N={sizes[0]:,})"]
-    return "\n".join([f"**{title}**", "", R.table(head, rows_out)])
+    return "\n".join([f"**{title}**", "", F.table(head, rows_out)])
 
 
 def markdown(data: dict[str, Any], ctx) -> str:

@@ -1,4 +1,4 @@
-"""The schemes a user might pick instead of csnapshot, behind one small interface.
+"""The vitals schemes of scenarios 1 and 2: what a user might pick instead of csnapshot.
 
 Every scheme holds the 8 float "vitals" of the Life application and offers:
   read_tuple()            all 8 values, consistent (except `plain`), schema order
@@ -27,15 +27,6 @@ def schema() -> list[Field]:
     return [Field(n, min=BOUNDS.get(n, (None, None))[0], max=BOUNDS.get(n, (None, None))[1],
                   default=BOUNDS.get(n, (0.0, 0.0))[1] if n in BOUNDS else 0.0)
             for n in NAMES]
-
-
-def require_native() -> None:
-    """Benchmarks measure the compiled extension; refuse to time the fallback."""
-    if csnapshot.IMPLEMENTATION != "native":
-        raise SystemExit(
-            "csnapshot's compiled extension is not importable here, so the benchmark would "
-            "time the pure-Python fallback.  Install csnapshot (pip install -e . or "
-            "pip install .) and run the script by path: python benchmarks/<name>.py")
 
 
 def clamp(x: float, lo: float, hi: float) -> float:

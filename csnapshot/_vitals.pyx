@@ -272,6 +272,7 @@ cdef class Vitals:
 
     def index(self, name):
         """The slot number of field `name` (for C-level readers and writers)."""
+        self._record()
         return self._slot(name)
 
     cdef uint32_t _slot(self, name) except? 0xFFFFFFFF:

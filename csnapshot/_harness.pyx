@@ -13,8 +13,9 @@ loops run against a plain ``uint64_t[n]`` copy of the data guarded by a
 read lock): same invariant, same counters, retries and fallbacks always 0.
 """
 
+cimport cython
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from csnapshot._seqlock cimport *
@@ -67,11 +68,17 @@ cdef extern from *:
         uint64_t min_reads;                 /* per reader */
     } harness_stop;
 
+    /* now + ns without signed overflow. */
+    static inline int64_t harness_add_ns(int64_t now, int64_t ns)
+    {
+        return ns > INT64_MAX - now ? INT64_MAX : now + ns;
+    }
+
     static inline void harness_open(harness_stop *s)
     {
         s->opened_ns = csnap_monotonic_ns();
-        s->deadline_ns = s->opened_ns + s->seconds_ns;
-        s->hard_deadline_ns = s->opened_ns + s->max_seconds_ns;
+        s->deadline_ns = harness_add_ns(s->opened_ns, s->seconds_ns);
+        s->hard_deadline_ns = harness_add_ns(s->opened_ns, s->max_seconds_ns);
         /* Release: pairs with the acquire load in harness_gate, so a thread
            that sees the gate open also sees the deadlines written above. */
         atomic_store_explicit(&s->gate_open, 1, memory_order_release);
@@ -88,6 +95,16 @@ cdef extern from *:
         s->max_seconds_ns = max_seconds_ns;
         s->min_reads = min_reads;
         if (threads == 0)
+            harness_open(s);
+    }
+
+    /* A thread that will never reach the gate: count it as arrived, open
+       the gate if it was the last one, and never wait (the caller may have
+       more threads to account for, on this same thread). */
+    static inline void harness_leave(harness_stop *s)
+    {
+        /* Relaxed, as in harness_gate. */
+        if (atomic_fetch_sub_explicit(&s->not_arrived, 1, memory_order_relaxed) == 1)
             harness_open(s);
     }
 
@@ -124,6 +141,8 @@ cdef extern from *:
     void harness_stop_init(harness_stop *s, uint32_t threads, uint32_t readers,
                            int64_t seconds_ns, int64_t max_seconds_ns, uint64_t min_reads) nogil
     void harness_gate(harness_stop *s) nogil
+    void harness_leave(harness_stop *s) nogil
+    int64_t harness_add_ns(int64_t now, int64_t ns) nogil
     void harness_reader_ended(harness_stop *s) nogil
     bint harness_readers_running(harness_stop *s) nogil
 
@@ -170,7 +189,7 @@ cdef inline int writer_turn(harness_stop *stop, writer_pace *pace) noexcept nogi
         if now < pace.next_at:
             csnap_cpu_relax()
             return WRITER_WAIT
-        pace.next_at += pace.period_ns
+        pace.next_at = harness_add_ns(pace.next_at, pace.period_ns)
     return WRITER_WRITE
 
 
@@ -271,7 +290,7 @@ cdef uint64_t writer_loop(csnap_record *rec, uint32_t n, harness_stop *stop,
             break
         if turn == WRITER_WAIT or csnap_write_begin(rec, -1, &seq) != CSNAP_OK:
             continue
-        k = csnap_bits_f64(csnap_peek_bits(rec, 0)) + 1.0
+        k = csnap_bits_f64(csnap_write_peek_bits(rec, 0)) + 1.0
         for i in range(n):
             csnap_store_bits(rec, i, csnap_f64_bits(k * (i + 1)))
         csnap_write_end(rec, seq)
@@ -341,6 +360,17 @@ cdef uint64_t locked_writer_loop(locked_block *b, int sync, uint32_t n, harness_
     return pace.writes
 
 
+cdef int64_t _ns(double seconds, str what) except? -2:
+    # Seconds -> ns for the C loops, saturating: a float beyond int64 (inf, a
+    # period of 1/tiny rate) must not reach a C cast (undefined behaviour).
+    if not seconds >= 0:  # negative or NaN
+        raise ValueError(f"{what} must be a non-negative number of seconds, got {seconds!r}")
+    if seconds * 1e9 >= 9.2e18:
+        return INT64_MAX
+    return <int64_t>(seconds * 1e9)
+
+
+@cython.auto_pickle(False)
 cdef class _LockedData:
     """The mutex/rwlock-guarded copy of a record's slots (sync="mutex"/"rwlock")."""
     cdef locked_block *b
@@ -379,19 +409,24 @@ cdef class _LockedData:
         return k
 
 
+@cython.auto_pickle(False)
 cdef class _Stop:
     """The run's harness_stop, shared by all its threads (see the top of this file)."""
     cdef harness_stop s
 
     def __cinit__(self, uint32_t threads, uint32_t readers, double seconds, double max_seconds,
                   uint64_t min_reads):
-        harness_stop_init(&self.s, threads, readers, <int64_t>(seconds * 1e9),
-                          <int64_t>(max(seconds, max_seconds) * 1e9), min_reads)
+        harness_stop_init(&self.s, threads, readers, _ns(seconds, "seconds"),
+                          _ns(max(seconds, max_seconds), "max_seconds"), min_reads)
 
     def never_ran(self, bint reader):
-        """Account for a thread that failed before its loop: nobody waits for it."""
+        """Account for a thread that failed before its loop: nobody waits for it.
+
+        Never waits at the gate itself: run() calls it once per thread that
+        did not start, on one thread, then re-raises.
+        """
         with nogil:
-            harness_gate(&self.s)
+            harness_leave(&self.s)
             if reader:
                 harness_reader_ended(&self.s)
 
@@ -400,7 +435,14 @@ cdef class _Stop:
         return (csnap_monotonic_ns() - self.s.opened_ns) / 1e9
 
 
+cdef int _check_slot(Py_ssize_t slot, _Counts counts) except -1:
+    if not 0 <= slot < counts.n:
+        raise IndexError(f"reader slot {slot} is outside 0..{counts.n - 1}")
+    return 0
+
+
 def _run_locked_reader(_LockedData d, Py_ssize_t slot, _Stop stop, _Counts counts):
+    _check_slot(slot, counts)
     cdef uint64_t *buf = <uint64_t *>PyMem_Malloc(d.n * sizeof(uint64_t))
     if buf == NULL:
         stop.never_ran(reader=True)
@@ -420,8 +462,9 @@ def _run_locked_writer(_LockedData d, _Stop stop, int64_t period_ns, list out):
 
 def _run_reader(Vitals vitals, Py_ssize_t slot, _Stop stop, int64_t timeout_ns,
                 _Counts counts):
+    _check_slot(slot, counts)
+    cdef uint32_t n = <uint32_t>len(vitals)   # raises for an uninitialised record
     cdef csnap_record *rec = vitals_record(vitals)
-    cdef uint32_t n = <uint32_t>len(vitals)
     cdef uint64_t *buf = <uint64_t *>PyMem_Malloc(n * sizeof(uint64_t))
     if buf == NULL:
         stop.never_ran(reader=True)
@@ -435,19 +478,22 @@ def _run_reader(Vitals vitals, Py_ssize_t slot, _Stop stop, int64_t timeout_ns,
 
 
 def _run_native_writer(Vitals vitals, _Stop stop, int64_t period_ns, list out):
+    cdef uint32_t n = <uint32_t>len(vitals)   # raises for an uninitialised record
     cdef csnap_record *rec = vitals_record(vitals)
-    cdef uint32_t n = <uint32_t>len(vitals)
     cdef uint64_t writes
     with nogil:
         writes = writer_loop(rec, n, &stop.s, period_ns)
     out.append(writes)
 
 
+@cython.auto_pickle(False)
 cdef class _Counts:
     cdef reader_counts *c
     cdef Py_ssize_t n
 
     def __cinit__(self, Py_ssize_t n):
+        if not 0 <= n <= 1 << 16:  # the size computation below cannot overflow
+            raise ValueError(f"_Counts needs 0 to {1 << 16} readers, got {n}")
         # Cache-line aligned: each reader's counters sit on a line of their own.
         cdef size_t size = (max(n, 1) * sizeof(reader_counts) + 63) // 64 * 64
         self.c = <reader_counts *>aligned_alloc(64, size)
@@ -491,8 +537,14 @@ def run(Vitals vitals, int readers, double seconds, str writer, int writers,
     if sync not in _SYNC_MODES:
         raise ValueError(f"sync must be 'seqlock', 'mutex' or 'rwlock', got {sync!r}")
     cdef int mode = _SYNC_MODES[sync]
-    cdef int64_t period = <int64_t>(1e9 / write_rate) if write_rate > 0 else 0
-    cdef int64_t timeout_ns = <int64_t>(read_timeout * 1e9)
+    if not write_rate >= 0:
+        raise ValueError(f"write_rate must be >= 0 writes per second, got {write_rate!r}")
+    if not read_timeout > 0:
+        raise ValueError(f"read_timeout must be a positive number of seconds, got {read_timeout!r}")
+    len(vitals)   # an uninitialised record raises here, before any thread starts
+    cdef int64_t period = _ns(1.0 / write_rate, "1 / write_rate") if write_rate > 0 else 0
+    # "Forever" as for Vitals(timeout=...): -1 for the C waits.
+    cdef int64_t timeout_ns = -1 if read_timeout >= threading.TIMEOUT_MAX else _ns(read_timeout, "read_timeout")
     if mode != SYNC_SEQLOCK and writer == "python":
         raise ValueError("writer='python' writes through the Vitals API: it needs sync='seqlock'")
     native_writers = writers if writer == "native" else 0

@@ -23,7 +23,9 @@ from ._schema import (
     Field,
     StalledWriterError,
     check_schema,
+    check_timeout,
     coerce,
+    timeout_forever,
     unknown_field,
 )
 
@@ -34,11 +36,24 @@ class Vitals:
     """A record of named numeric fields: consistent reads, all-or-nothing writes."""
 
     __slots__ = ("_fields", "_names", "_index", "_lows", "_highs", "_cell",
-                 "_write_lock", "_timeout", "__weakref__")
+                 "_write_lock", "_timeout", "_timeout_wait", "__weakref__")
 
     def __init__(self, fields: Iterable[Field], *, timeout: float = 1.0) -> None:
         schema = check_schema(fields)
-        self._timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
+        with _INIT_LOCK:  # one __init__ per object, as in the native type
+            try:
+                object.__getattribute__(self, "_cell")
+            except AttributeError:
+                pass
+            else:
+                raise RuntimeError("Vitals.__init__ may only be called once")
+            self._init(schema, timeout)
+
+    def _init(self, schema: tuple[Field, ...], timeout: float) -> None:
+        self._timeout = timeout
+        # The native _timeout_ns: what the lock waits take (-1: forever).
+        self._timeout_wait = -1 if timeout_forever(timeout) else timeout
         self._fields = schema
         self._names = tuple(f.name for f in schema)
         self._index = {f.name: i for i, f in enumerate(schema)}
@@ -48,6 +63,14 @@ class Vitals:
         # [(completed write sections, values in schema order)]: one reference.
         self._cell: list[tuple[int, tuple[Any, ...]]] = [
             (0, tuple(f.default for f in schema))]
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when a slot is unset: the object's __init__ never ran
+        # (Vitals.__new__(Vitals), a subclass that skipped super().__init__).
+        # The native type raises the same error from every entry point.
+        if name in _SLOTS:
+            raise _not_initialised(self)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # ---- reads: one attribute load, never a lock ----
 
@@ -108,10 +131,12 @@ class Vitals:
     def index(self, name: str) -> int:
         return self._lookup(name)
 
-    def writer(self, *names: str) -> "_FieldWriter":
+    def writer(self, *names: str) -> "FieldWriter":
         if len(set(names)) != len(names):
             raise ValueError(f"writer() got a field name twice: {names!r}")
-        return _FieldWriter(self, tuple(self._lookup(n) for n in names))
+        if len(names) > _WRITER_MAX:
+            raise ValueError(f"writer() takes at most {_WRITER_MAX} fields, got {len(names)}")
+        return FieldWriter(_INTERNAL, self, tuple(self._lookup(n) for n in names))
 
     def _lookup(self, name: object) -> int:
         try:
@@ -129,7 +154,7 @@ class Vitals:
     def _commit(self, prepared: list[tuple[int, Any]], *, delta: bool) -> None:
         if not prepared:
             return  # nothing to write: no section, no new version
-        if not self._write_lock.acquire(timeout=self._timeout):
+        if not self._write_lock.acquire(timeout=self._timeout_wait):
             raise StalledWriterError(
                 f"Vitals: another writer held the write lock for over {self._timeout} s")
         try:
@@ -162,7 +187,11 @@ class Vitals:
         return (_restore, (type(self), self._fields, self._cell[0][1], self._timeout))
 
     def __repr__(self) -> str:
-        version, values = self._cell[0]
+        try:
+            version, values = self._cell[0]
+        except RuntimeError:
+            return f"<{type(self).__name__} (not initialised)>"
+
         body = ", ".join(f"{n}={v!r}" for n, v in zip(self._names, values))
         return f"<Vitals {body} version={version}>"
 
@@ -171,7 +200,7 @@ class Vitals:
     @contextlib.contextmanager
     def _hold_write_section(self) -> Iterator[None]:
         """Keep the writers' lock taken (tests of stalled writers only)."""
-        if not self._write_lock.acquire(timeout=self._timeout):
+        if not self._write_lock.acquire(timeout=self._timeout_wait):
             raise StalledWriterError("Vitals: write lock busy")
         try:
             yield
@@ -179,14 +208,32 @@ class Vitals:
             self._write_lock.release()
 
 
-class _FieldWriter:
-    """``vitals.writer("a", "b")(1.0, 2.0)``: a positional write of fixed fields."""
+class FieldWriter:
+    """``vitals.writer("a", "b")(1.0, 2.0)``: a positional write of fixed fields.
+
+    Made only by `Vitals.writer`; immutable and not picklable, like the
+    native one.
+    """
 
     __slots__ = ("_vitals", "_indexes")
+    _vitals: Vitals
+    _indexes: tuple[int, ...]
 
-    def __init__(self, vitals: Vitals, indexes: tuple[int, ...]) -> None:
-        self._vitals = vitals
-        self._indexes = indexes
+    def __init__(self, token: object = None, vitals: Any = None, indexes: Any = None) -> None:
+        if token is not _INTERNAL:
+            raise TypeError("FieldWriter objects are made by Vitals.writer(*names) only")
+        object.__setattr__(self, "_vitals", vitals)
+        object.__setattr__(self, "_indexes", indexes)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"FieldWriter is immutable; cannot set {name!r}")
+
+    def __reduce_ex__(self, protocol: object) -> Any:
+        raise TypeError("cannot pickle 'FieldWriter' object")
+
+    def __repr__(self) -> str:
+        names = ", ".join(self._vitals._names[i] for i in self._indexes)
+        return f"<FieldWriter ({names})>"
 
     def __call__(self, *values: Any) -> None:
         v = self._vitals
@@ -210,14 +257,22 @@ def _high(f: Field) -> float | int:
     return float("inf") if f.kind is float else INT64_MAX
 
 
-def _check_timeout(timeout: object) -> float:
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    return float(timeout)
+_SLOTS = frozenset(Vitals.__slots__)
+_INIT_LOCK = threading.Lock()
+_INTERNAL = object()
+_WRITER_MAX = 32  # the native writer's fixed index array
+
+
+def _not_initialised(self: object) -> RuntimeError:
+    return RuntimeError(
+        f"this {type(self).__name__} object is not initialised: Vitals.__init__ did not run "
+        "(a subclass __init__ must call super().__init__(fields, ...))")
 
 
 def _restore(cls: type, fields: tuple[Field, ...], values: tuple[Any, ...], timeout: float) -> Any:
     """Unpickle: a new record with the same schema and values, version 0."""
+    if not (isinstance(cls, type) and issubclass(cls, Vitals)):
+        raise TypeError(f"cannot restore Vitals: {cls!r} is not a Vitals type")
     new = cls(fields, timeout=timeout)
     new.write_tuple(values)  # validated like any write
     new._cell[0] = (0, new._cell[0][1])

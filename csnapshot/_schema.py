@@ -8,6 +8,7 @@ rejected identically whichever one is in use.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any, Iterable
 
 __all__ = ["Field", "StalledWriterError", "check_schema", "INT64_MIN", "INT64_MAX"]
@@ -157,6 +158,30 @@ def check_schema(fields: Iterable[Field]) -> tuple[Field, ...]:
     if len(schema) > 4096:
         raise ValueError(f"a Vitals schema holds at most 4096 fields, got {len(schema)}")
     return schema
+
+
+# A timeout at least this long waits forever (Lock.acquire's own limit: about
+# 292 years here).  Both implementations map it, and math.inf, to "no
+# deadline": the native one to -1 ns, the twin to acquire(timeout=-1).
+TIMEOUT_FOREVER = threading.TIMEOUT_MAX
+
+
+def check_timeout(timeout: object) -> float:
+    """A record's timeout in seconds: a positive int or float; inf (or >= TIMEOUT_FOREVER) is forever."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    try:
+        t = float(timeout)
+    except OverflowError:  # an int beyond the float range: forever
+        return math.inf
+    if not t > 0:  # also NaN
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return t
+
+
+def timeout_forever(timeout: float) -> bool:
+    """True when `timeout` (from check_timeout) means "wait forever"."""
+    return timeout >= TIMEOUT_FOREVER
 
 
 def unknown_field(name: object, schema: tuple[Field, ...]) -> KeyError:

@@ -53,11 +53,13 @@ cdef extern from "csnap_seqlock.h" nogil:
     bint csnap_write_try_begin(csnap_record *r, uint64_t *seq_out)
     int csnap_write_begin(csnap_record *r, int64_t timeout_ns, uint64_t *seq_out)
     void csnap_store_bits(csnap_record *r, uint32_t i, uint64_t bits)
-    uint64_t csnap_peek_bits(csnap_record *r, uint32_t i)
+    # writer-only: inside the caller's own open section (csnap_seqlock.h)
+    uint64_t csnap_write_peek_bits(csnap_record *r, uint32_t i)
     void csnap_store_f64(csnap_record *r, uint32_t i, double v)
     void csnap_store_i64(csnap_record *r, uint32_t i, int64_t v)
     void csnap_write_end(csnap_record *r, uint64_t seq_odd)
-    void csnap_write_abort(csnap_record *r, uint64_t seq_odd)
+    # only for a section in which nothing was stored
+    void csnap_write_abort_unchanged(csnap_record *r, uint64_t seq_odd)
 
     # clamping
     double csnap_clamp_f64(const csnap_slot_info *info, double v)

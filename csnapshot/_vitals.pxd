@@ -34,13 +34,15 @@ cdef class Vitals:
     cdef object _memo_key
     cdef double _timeout
     cdef int64_t _timeout_ns
+    cdef int _claimed      # set once by the __init__ that fills the fields
     cdef object __weakref__
 
+    cdef csnap_record *_record(self) except NULL
     cdef uint32_t _slot(self, name) except? 0xFFFFFFFF
     cdef _Memo _memo(self)
     cdef int _keep_memo(self, _Memo m) except -1
     cdef _Memo _fresh(self)
-    cdef tuple _box_current(self)
+    cdef _Memo _read_memo(self)
     cdef tuple _box(self, uint64_t *buf)
     cdef int _convert(self, uint32_t i, object value, bint delta, uint64_t *out) except -1
     cdef _apply_dict(self, dict values, bint delta)
@@ -48,5 +50,9 @@ cdef class Vitals:
 
 
 cdef inline csnap_record *vitals_record(Vitals v) noexcept:
-    """The record of `v`; valid while a reference to `v` is held."""
+    """The record of `v`; valid while a reference to `v` is held.
+
+    NULL when `v` was never initialised (``Vitals.__new__(Vitals)``, a
+    subclass whose ``__init__`` skipped ``super().__init__``): check it.
+    """
     return v._rec

@@ -9,12 +9,12 @@ a section can raise.
 """
 
 cimport cython
-from cpython.dict cimport PyDict_Next, PyDict_SetItem
+from cpython.dict cimport PyDict_SetItem
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_FromDouble
 from cpython.long cimport PyLong_FromLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.math cimport floor, isfinite
 from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint32_t, uint64_t
@@ -23,7 +23,9 @@ from csnapshot._seqlock cimport *
 
 from collections.abc import Mapping
 
-from csnapshot._schema import Field, StalledWriterError, check_schema, coerce, unknown_field
+from csnapshot._schema import (
+    Field, StalledWriterError, check_schema, check_timeout, coerce, timeout_forever, unknown_field,
+)
 
 cdef extern from "csnap_pycell.h":
     # The memo cell; see csnap_pycell.h for why not a plain attribute.
@@ -32,6 +34,8 @@ cdef extern from "csnap_pycell.h":
     bint CSNAP_FREE_THREADED
     uint64_t csnap_next_uid()
     PyObject *csnap_thread_dict()
+    # Strong-reference dict iteration (a critical section on free-threaded builds).
+    bint csnap_dict_next_ref(object d, Py_ssize_t *pos, PyObject **key, PyObject **value) except -1
 
 cdef extern from "Python.h":
     PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
@@ -42,7 +46,50 @@ cdef extern from "Python.h":
 
 DEF STACK_SLOTS = 32
 
+cdef extern from *:
+    """
+    /* Fields of a Vitals that another thread may read while they change: the
+     * record pointer (published once by __init__) and the memo uid (renewed
+     * once by _restore).  GCC/Clang __atomic builtins on the plain members:
+     * Cython cannot declare _Atomic members. */
+    static inline void *csnap_ptr_load_acquire(void **p)
+    { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+    static inline void csnap_ptr_store_release(void **p, void *v)
+    { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    static inline uint64_t csnap_u64_load_relaxed(uint64_t *p)
+    { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+    static inline void csnap_u64_store_relaxed(uint64_t *p, uint64_t v)
+    { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+    static inline int csnap_int_exchange(int *p, int v)
+    { return __atomic_exchange_n(p, v, __ATOMIC_RELAXED); }
+    static inline uint64_t csnap_u64_exchange_acq_rel(uint64_t *p, uint64_t v)
+    { return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL); }
+    static inline void csnap_u64_store_release(uint64_t *p, uint64_t v)
+    { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    """
+    void *csnap_ptr_load_acquire(void **p) nogil
+    void csnap_ptr_store_release(void **p, void *v) nogil
+    uint64_t csnap_u64_load_relaxed(uint64_t *p) nogil
+    void csnap_u64_store_relaxed(uint64_t *p, uint64_t v) nogil
+    int csnap_int_exchange(int *p, int v) nogil
+    uint64_t csnap_u64_exchange_acq_rel(uint64_t *p, uint64_t v) nogil
+    void csnap_u64_store_release(uint64_t *p, uint64_t v) nogil
 
+
+# Passed to the constructors of the internal types by this module only: a
+# module-level cdef, so Python code cannot name it, and FieldWriter and
+# _HeldSection objects exist only as Vitals.writer() and
+# Vitals._hold_write_section() made them.
+cdef object _INTERNAL = object()
+
+
+cdef object _not_initialised(object self):
+    return RuntimeError(
+        f"this {type(self).__name__} object is not initialised: Vitals.__init__ did not run "
+        "(a subclass __init__ must call super().__init__(fields, ...))")
+
+
+@cython.auto_pickle(False)
 cdef class _Memo:
     pass
 
@@ -51,6 +98,7 @@ cdef class _Memo:
 # uid % 8 of each reader thread's private dict, so a thread keeps at most 8
 # memos, whatever number of records it reads.  Private objects, so no other
 # code's keys can collide with them.
+@cython.auto_pickle(False)
 cdef class _MemoKey:
     pass
 
@@ -58,6 +106,7 @@ cdef tuple _MEMO_KEYS = tuple([_MemoKey() for _ in range(8)])
 
 
 @cython.final
+@cython.auto_pickle(False)
 cdef class _Scratch:
     # Index and value buffers for one write: on the stack for small writes
     # (see write()), here when a write names more than STACK_SLOTS fields.
@@ -65,6 +114,8 @@ cdef class _Scratch:
     cdef uint64_t *bits
 
     def __cinit__(self, Py_ssize_t n):
+        if n <= 0 or n > 1 << 20:
+            raise ValueError(f"_Scratch needs 1 to {1 << 20} slots, got {n}")
         self.idx = <uint32_t *>PyMem_Malloc(n * sizeof(uint32_t))
         self.bits = <uint64_t *>PyMem_Malloc(n * sizeof(uint64_t))
         if self.idx == NULL or self.bits == NULL:
@@ -75,6 +126,7 @@ cdef class _Scratch:
         PyMem_Free(self.bits)
 
 
+@cython.auto_pickle(False)
 cdef class Vitals:
     """A record of named numeric fields: consistent reads, all-or-nothing writes.
 
@@ -86,20 +138,27 @@ cdef class Vitals:
 
     def __cinit__(self):
         self._rec = NULL
+        self._claimed = 0
 
     def __init__(self, fields, *, timeout=1.0):
-        if self._rec != NULL:
-            raise RuntimeError("Vitals.__init__ may only be called once")
         schema = check_schema(fields)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        self._timeout = float(timeout)
-        self._timeout_ns = <int64_t>(self._timeout * 1e9) if self._timeout < 9e9 else INT64_MAX
+        cdef double t = check_timeout(timeout)
+        # One __init__ per object, ever, even when two threads race to run
+        # it: the exchange picks the one that fills the fields (relaxed: it
+        # only elects; the fields reach other threads through the release
+        # store of _rec below).  Validation comes first, so a bad schema
+        # leaves the object initialisable.
+        if csnap_int_exchange(&self._claimed, 1) != 0:
+            raise RuntimeError("Vitals.__init__ may only be called once")
+        self._timeout = t
+        # "Forever" (see check_timeout) is -1 for the C waits.  Finite
+        # timeouts are below threading.TIMEOUT_MAX, so the product fits.
+        self._timeout_ns = -1 if timeout_forever(t) else <int64_t>(t * 1e9)
         self._fields = schema
         self._names = tuple([f.name for f in schema])
         self._index = {f.name: i for i, f in enumerate(schema)}
         self._n = <uint32_t>len(schema)
-        rec = csnap_record_alloc(self._n)
+        cdef csnap_record *rec = csnap_record_alloc(self._n)
         if rec == NULL:
             raise MemoryError()
         cdef csnap_slot_info *info = csnap_info(rec)
@@ -118,7 +177,6 @@ cdef class Vitals:
                 if f.max is not None:
                     info[i].fmax = f.max
                 csnap_store_bits(rec, i, csnap_f64_bits(f.default))
-        self._rec = rec
         self._uid = csnap_next_uid()
         self._memo_key = _MEMO_KEYS[self._uid & 7]
         cdef _Memo memo = _Memo.__new__(_Memo)
@@ -126,6 +184,18 @@ cdef class Vitals:
         memo.uid = self._uid
         memo.values = tuple([f.default for f in schema])
         self._memo_box = [memo]
+        # Last: release pairs with the acquire in _record(), so a thread that
+        # sees the record sees every field set above.
+        csnap_ptr_store_release(<void **>&self._rec, rec)
+
+    cdef csnap_record *_record(self) except NULL:
+        # Every entry point starts here: an object whose __init__ never ran
+        # (Vitals.__new__(Vitals), a subclass that skipped super().__init__)
+        # has no record, and raises instead of dereferencing NULL.
+        cdef csnap_record *rec = <csnap_record *>csnap_ptr_load_acquire(<void **>&self._rec)
+        if rec == NULL:
+            raise _not_initialised(self)
+        return rec
 
     def __dealloc__(self):
         if self._rec != NULL:
@@ -137,16 +207,17 @@ cdef class Vitals:
     @property
     def fields(self):
         """The schema: a tuple of `Field`, in slot order."""
+        self._record()
         return self._fields
 
     @property
     def version(self):
         """Completed write sections since the record was created."""
-        return csnap_version(self._rec)
+        return csnap_version(self._record())
 
     def read_tuple(self):
         """All values, in schema order, as one consistent tuple."""
-        cdef uint64_t s = csnap_read_begin(self._rec)
+        cdef uint64_t s = csnap_read_begin(self._record())
         cdef _Memo m = self._memo()
         # Unchanged since the memo was read; or a write is open that began
         # right after it, so the memo is the state that write started from
@@ -157,7 +228,7 @@ cdef class Vitals:
 
     def read_versioned(self):
         """``(version, values)``: a consistent tuple and the version it shows."""
-        cdef uint64_t s = csnap_read_begin(self._rec)
+        cdef uint64_t s = csnap_read_begin(self._record())
         cdef _Memo m = self._memo()
         if m is None or not (m.seq == s or ((s & 1) and m.seq + 1 == s)):
             m = self._fresh()
@@ -175,31 +246,38 @@ cdef class Vitals:
 
     def get(self, name):
         """One field's current value (a single atomic load)."""
+        cdef csnap_record *rec = self._record()
         cdef uint32_t i = self._slot(name)
-        if csnap_info(self._rec)[i].kind == CSNAP_I64:
-            return PyLong_FromLongLong(csnap_load_i64(self._rec, i))
-        return PyFloat_FromDouble(csnap_load_f64(self._rec, i))
+        if csnap_info(rec)[i].kind == CSNAP_I64:
+            return PyLong_FromLongLong(csnap_load_i64(rec, i))
+        return PyFloat_FromDouble(csnap_load_f64(rec, i))
 
     def __getitem__(self, name):
         return self.get(name)
 
     def __contains__(self, name):
+        self._record()
         try:
             return name in self._index
         except TypeError:
             return False
 
     def __iter__(self):
+        self._record()
         return iter(self._names)
 
     def __len__(self):
+        self._record()
         return self._n
 
     def index(self, name):
         """The slot number of field `name` (for C-level readers and writers)."""
+        self._record()
         return self._slot(name)
 
     cdef uint32_t _slot(self, name) except? 0xFFFFFFFF:
+        # Callers have checked _record(); the index comes from our own dict,
+        # so it is < _n.
         try:
             return self._index[name]
         except (KeyError, TypeError):
@@ -219,7 +297,7 @@ cdef class Vitals:
         if d == NULL:
             return None
         item = PyDict_GetItemWithError(<object>d, self._memo_key)
-        if item == NULL or (<_Memo>item).uid != self._uid:
+        if item == NULL or (<_Memo>item).uid != csnap_u64_load_relaxed(&self._uid):
             return None
         return <_Memo>item
 
@@ -238,6 +316,15 @@ cdef class Vitals:
 
     cdef _Memo _fresh(self):
         # Read and box the current values, and publish them as the memo.
+        cdef _Memo m = self._read_memo()
+        self._keep_memo(m)
+        return m
+
+    cdef _Memo _read_memo(self):
+        # One consistent copy of the values, boxed, with the counter it shows.
+        # The only path that boxes a copy: it never boxes a buffer that
+        # csnap_read() gave up on (CSNAP_BUSY), it takes the locked fallback.
+        cdef csnap_record *rec = self._record()
         cdef uint64_t stack_buf[STACK_SLOTS]
         cdef uint64_t *buf = stack_buf
         cdef uint64_t seq = 0
@@ -247,34 +334,22 @@ cdef class Vitals:
         if self._n > STACK_SLOTS:
             scratch = _Scratch(self._n)
             buf = scratch.bits
-        rc = csnap_read(self._rec, buf, &seq, NULL)
+        rc = csnap_read(rec, buf, &seq, NULL)
         if rc == CSNAP_BUSY:
             # Every bounded attempt overlapped a write: the writer is stalled
             # or writing flat out.  Take the writers' lock once (waiting
             # without the GIL, so a Python writer can finish its section).
             with nogil:
-                rc = csnap_read_locked(self._rec, buf, &seq, self._timeout_ns)
+                rc = csnap_read_locked(rec, buf, &seq, self._timeout_ns)
             if rc != CSNAP_OK:
                 raise StalledWriterError(
                     f"Vitals: a write section stayed open for over {self._timeout} s; "
                     "the writer is stalled inside it")
         m = _Memo.__new__(_Memo)
         m.seq = seq
-        m.uid = self._uid
+        m.uid = csnap_u64_load_relaxed(&self._uid)
         m.values = self._box(buf)
-        self._keep_memo(m)
         return m
-
-    cdef tuple _box_current(self):
-        cdef uint64_t buf[STACK_SLOTS]
-        cdef uint64_t seq
-        cdef _Scratch scratch
-        if self._n > STACK_SLOTS:
-            scratch = _Scratch(self._n)
-            csnap_read(self._rec, scratch.bits, &seq, NULL)
-            return self._box(scratch.bits)
-        csnap_read(self._rec, buf, &seq, NULL)
-        return self._box(buf)
 
     cdef tuple _box(self, uint64_t *buf):
         cdef tuple out = PyTuple_New(self._n)
@@ -293,6 +368,7 @@ cdef class Vitals:
 
     def write(self, **values):
         """Set the named fields in one write section (clamped; all or nothing)."""
+        self._record()
         self._apply_dict(values, False)
 
     cdef _apply_dict(self, dict values, bint delta):
@@ -311,16 +387,28 @@ cdef class Vitals:
         cdef Py_ssize_t pos = 0, k = 0
         cdef PyObject *key
         cdef PyObject *value
-        while PyDict_Next(values, &pos, &key, &value):
+        cdef object okey, ovalue
+        # Strong references, taken inside the dict's critical section before
+        # anything that can run Python code (the key's __hash__/__eq__ in
+        # _slot, the value's __index__/__float__ in _convert): that code, or
+        # another thread, may replace or remove the entry and free it.
+        while csnap_dict_next_ref(values, &pos, &key, &value):
+            okey = <object>key
+            ovalue = <object>value
+            Py_DECREF(okey)      # the <object> casts took their own references
+            Py_DECREF(ovalue)
             if k == n:
-                raise RuntimeError("dictionary changed size during write")
-            idx[k] = self._slot(<object>key)
-            self._convert(idx[k], <object>value, delta, &bits[k])
+                raise RuntimeError("dictionary changed size during iteration")
+            idx[k] = self._slot(okey)
+            self._convert(idx[k], ovalue, delta, &bits[k])
             k += 1
+        if k != n or len(values) != n:
+            raise RuntimeError("dictionary changed size during iteration")
         self._commit(k, idx, bits, delta)
 
     def apply_delta(self, deltas):
         """Add ``{name: delta}`` to the fields in one write section (clamped)."""
+        self._record()
         if type(deltas) is dict:
             return self._apply_dict(deltas, True)
         if not isinstance(deltas, Mapping):
@@ -347,6 +435,7 @@ cdef class Vitals:
 
     def write_tuple(self, values):
         """Set every field, in schema order, in one write section."""
+        self._record()
         values = tuple(values)
         cdef Py_ssize_t n = len(values)
         if n != self._n:
@@ -372,9 +461,19 @@ cdef class Vitals:
         ``w = v.writer("energy", "stability"); w(50.0, 0.5)`` is one write
         section, without keyword parsing or name lookups per call.
         """
+        self._record()
         if len(set(names)) != len(names):
             raise ValueError(f"writer() got a field name twice: {names!r}")
-        return FieldWriter(self, tuple([self._slot(n) for n in names]))
+        if len(names) > STACK_SLOTS:
+            raise ValueError(f"writer() takes at most {STACK_SLOTS} fields, got {len(names)}")
+        cdef FieldWriter w = FieldWriter.__new__(FieldWriter, _INTERNAL)
+        cdef Py_ssize_t k
+        w._slots = tuple([self._slot(n) for n in names])
+        for k in range(len(names)):
+            w._idx[k] = w._slots[k]   # from _slot(): each < self._n
+        w._n = len(names)
+        w._vitals = self              # last: a writer without it refuses calls
+        return w
 
     cdef int _convert(self, uint32_t i, object value, bint delta, uint64_t *out) except -1:
         # Check one value and turn it into slot bits (clamped, unless it is a
@@ -443,9 +542,9 @@ cdef class Vitals:
                 csnap_store_bits(rec, i, bits[k])
             elif info[i].kind == CSNAP_I64:
                 csnap_store_bits(rec, i, csnap_i64_bits(csnap_add_i64(
-                    &info[i], csnap_bits_i64(csnap_peek_bits(rec, i)), csnap_bits_i64(bits[k]))))
+                    &info[i], csnap_bits_i64(csnap_write_peek_bits(rec, i)), csnap_bits_i64(bits[k]))))
             else:
-                csnap_store_f64(rec, i, csnap_bits_f64(csnap_peek_bits(rec, i))
+                csnap_store_f64(rec, i, csnap_bits_f64(csnap_write_peek_bits(rec, i))
                                 + csnap_bits_f64(bits[k]))
         csnap_write_end(rec, seq)
         return 0
@@ -462,6 +561,8 @@ cdef class Vitals:
         return (_restore, (type(self), self._fields, self.read_tuple(), self._timeout))
 
     def __repr__(self):
+        if csnap_ptr_load_acquire(<void **>&self._rec) == NULL:
+            return f"<{type(self).__name__} (not initialised)>"
         version, values = self.read_versioned()
         body = ", ".join([f"{n}={v!r}" for n, v in zip(self._names, values)])
         return f"<Vitals {body} version={version}>"
@@ -475,28 +576,33 @@ cdef class Vitals:
         writer stopped inside its section.  Nothing is stored; on exit the
         counter returns to its previous value.
         """
-        return _HeldSection(self)
+        self._record()
+        cdef _HeldSection h = _HeldSection.__new__(_HeldSection, _INTERNAL)
+        h._vitals = self
+        return h
 
 
 @cython.final
+@cython.auto_pickle(False)
 cdef class FieldWriter:
-    """Writes a fixed list of fields positionally: ``writer(1.0, 2.0)``."""
+    """Writes a fixed list of fields positionally: ``writer(1.0, 2.0)``.
+
+    Made only by `Vitals.writer`, which validates every slot index against
+    the record; nothing changes them afterwards (no ``__init__``, no
+    pickling), so a call can trust them.
+    """
     cdef Vitals _vitals
     cdef tuple _slots
     cdef uint32_t _idx[STACK_SLOTS]
     cdef Py_ssize_t _n
 
-    def __init__(self, Vitals vitals, tuple slots):
-        if len(slots) > STACK_SLOTS:
-            raise ValueError(f"writer() takes at most {STACK_SLOTS} fields, got {len(slots)}")
-        self._vitals = vitals
-        self._slots = slots
-        self._n = len(slots)
-        cdef Py_ssize_t k
-        for k in range(self._n):
-            self._idx[k] = slots[k]
+    def __cinit__(self, token=None):
+        if token is not _INTERNAL:
+            raise TypeError("FieldWriter objects are made by Vitals.writer(*names) only")
 
     def __call__(self, *values):
+        if self._vitals is None:
+            raise RuntimeError("this FieldWriter was not made by Vitals.writer()")
         cdef Py_ssize_t n = len(values)
         if n != self._n:
             names = ", ".join([self._vitals._names[i] for i in self._slots])
@@ -508,40 +614,59 @@ cdef class FieldWriter:
         self._vitals._commit(n, self._idx, bits, False)
 
     def __repr__(self):
+        if self._vitals is None:
+            return "<FieldWriter (unbound)>"
         names = ", ".join([self._vitals._names[i] for i in self._slots])
         return f"<FieldWriter ({names})>"
 
 
 @cython.final
+@cython.auto_pickle(False)
 cdef class _HeldSection:
+    # Made only by Vitals._hold_write_section() (which sets _vitals).
     cdef Vitals _vitals
-    cdef uint64_t _seq
-    cdef bint _open
+    # The odd counter of the open section, 0 when none is open.  One word,
+    # exchanged atomically on exit, so two threads leaving one held section
+    # cannot both abort it (the second would close some other writer's
+    # section).
+    cdef uint64_t _held
 
-    def __init__(self, Vitals vitals):
-        self._vitals = vitals
+    def __cinit__(self, token=None):
+        if token is not _INTERNAL:
+            raise TypeError("_HeldSection objects are made by Vitals._hold_write_section() only")
 
     def __enter__(self):
+        if self._vitals is None:
+            raise RuntimeError("this _HeldSection was not made by Vitals._hold_write_section()")
+        cdef csnap_record *rec = self._vitals._record()
         cdef int rc
         cdef uint64_t seq = 0
         with nogil:
-            rc = csnap_write_begin(self._vitals._rec, self._vitals._timeout_ns, &seq)
+            rc = csnap_write_begin(rec, self._vitals._timeout_ns, &seq)
         if rc != CSNAP_OK:
             raise StalledWriterError("Vitals: write section busy")
-        self._seq = seq
-        self._open = True
+        # Release: pairs with the acquire of the exchange in __exit__ (the
+        # exiting thread may not be this one).
+        csnap_u64_store_release(&self._held, seq)
         return self
 
     def __exit__(self, *exc):
-        if self._open:
-            self._open = False
-            csnap_write_abort(self._vitals._rec, self._seq)
+        if self._vitals is None:
+            return False
+        # Acquire/release: the winner of the exchange owns the section and
+        # closes it; everyone else sees 0 and does nothing.
+        cdef uint64_t seq = csnap_u64_exchange_acq_rel(&self._held, 0)
+        if seq != 0:
+            csnap_write_abort_unchanged(self._vitals._rec, seq)  # nothing was stored
         return False
 
 
 def _restore(cls, fields, values, timeout):
     """Unpickle/copy: a new record with the same schema and values, version 0."""
+    if not (isinstance(cls, type) and issubclass(cls, Vitals)):
+        raise TypeError(f"cannot restore Vitals: {cls!r} is not a Vitals type")
     cdef Vitals new = cls(fields, timeout=timeout)
+    cdef csnap_record *rec = new._record()
     values = tuple(values)
     if len(values) != new._n:
         raise ValueError(f"cannot restore Vitals: {new._n} fields but {len(values)} values")
@@ -551,10 +676,11 @@ def _restore(cls, fields, values, timeout):
     # and clamped like any write) and keep the counter at 0.
     for k in range(new._n):
         new._convert(k, values[k], False, &bits)
-        csnap_store_bits(new._rec, k, bits)
-    memo = _Memo.__new__(_Memo)
-    (<_Memo>memo).seq = 0
-    (<_Memo>memo).uid = new._uid
-    (<_Memo>memo).values = new._box_current()
-    csnap_cell_store(new._memo_box, memo)
+        csnap_store_bits(rec, k, bits)
+    # The counter stays 0, so every memo taken so far (a subclass __init__
+    # may have read, in any thread) would still validate and show the
+    # defaults.  A fresh uid invalidates the per-thread memos (their uid no
+    # longer matches); the shared cell (GIL builds) is replaced outright.
+    csnap_u64_store_relaxed(&new._uid, csnap_next_uid())
+    csnap_cell_store(new._memo_box, new._read_memo())
     return new

@@ -414,13 +414,21 @@ def _refuse(name: str) -> Any:
 class FrozenDict(dict[K, V]):
     """A read-only ``dict``: ``json.dumps``, ``isinstance(x, dict)`` and reads work as usual.
 
-    The mutating methods raise ``TypeError``.  Limits: ``dict.__setitem__(d,
-    k, v)`` and friends bypass this (no reader does that by accident), and the
-    values are as mutable as they were stored (see `freeze_value`).  ``d | x``
-    and ``d.copy()`` return plain, mutable dicts.
+    The mutating methods raise ``TypeError``, and so does ``d.__class__ = X``
+    (a dict subclass with the same layout would otherwise make it mutable).
+    Limits: ``dict.__setitem__(d, k, v)``, ``object.__setattr__(d,
+    "__class__", X)`` and friends bypass this (no reader does that by
+    accident), and the values are as mutable as they were stored (see
+    `freeze_value`).  ``d | x`` and ``d.copy()`` return plain, mutable dicts.
     """
 
     __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "__class__":
+            raise TypeError("FrozenDict is read-only (a published snapshot): its __class__ "
+                            "cannot be reassigned; use dict(d) for a mutable copy")
+        object.__setattr__(self, name, value)  # no __dict__: AttributeError
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "FrozenDict[K, V]":
         self = dict.__new__(cls)

@@ -63,4 +63,28 @@ static inline int csnap_cell_store(PyObject *cell, PyObject *item)
     return PyList_SetItem(cell, 0, item);  /* steals the new reference */
 }
 
+/* PyDict_Next with strong references: 1 and new references in *key/*value
+ * for the next entry, 0 at the end.  The step and the increfs run inside the
+ * dict's critical section (free-threaded 3.13+; a no-op with the GIL, where
+ * nothing else runs between them), so the entry cannot be freed by another
+ * thread before we own it.  Between calls the dict may change: PyDict_Next
+ * bounds `pos` by the dict's current table, and the caller checks the size. */
+static inline int csnap_dict_next_ref(PyObject *d, Py_ssize_t *pos, PyObject **key,
+                                      PyObject **value)
+{
+    int r;
+#ifdef Py_GIL_DISABLED
+    Py_BEGIN_CRITICAL_SECTION(d);
+#endif
+    r = PyDict_Next(d, pos, key, value);
+    if (r) {
+        Py_INCREF(*key);
+        Py_INCREF(*value);
+    }
+#ifdef Py_GIL_DISABLED
+    Py_END_CRITICAL_SECTION();
+#endif
+    return r;
+}
+
 #endif /* CSNAP_PYCELL_H */

@@ -340,7 +340,12 @@ static inline int csnap_write_try_begin(csnap_record *r, uint64_t *seq_out)
 static inline int csnap_write_begin(csnap_record *r, int64_t timeout_ns, uint64_t *seq_out)
 {
     if (csnap_write_try_begin(r, seq_out)) return CSNAP_OK;
-    int64_t deadline = timeout_ns < 0 ? INT64_MAX : csnap_monotonic_ns() + timeout_ns;
+    /* The deadline saturates: a timeout too large to add to the clock (say
+     * INT64_MAX for "about forever") must wait, not overflow (undefined
+     * behaviour, in practice a deadline in the past and an instant timeout). */
+    int64_t now = csnap_monotonic_ns();
+    int64_t deadline = (timeout_ns < 0 || timeout_ns > INT64_MAX - now) ? INT64_MAX
+                                                                      : now + timeout_ns;
     int64_t pause_ns = 1000;
     for (unsigned attempt = 1;; attempt++) {
         if (attempt < 64) csnap_cpu_relax();
@@ -362,9 +367,13 @@ static inline void csnap_store_bits(csnap_record *r, uint32_t i, uint64_t bits)
     atomic_store_explicit(&r->slots[i], bits, memory_order_release);
 }
 
-/* The writer's own view of a slot inside its section: nobody else stores
- * while we hold the lock, so relaxed suffices. */
-static inline uint64_t csnap_peek_bits(csnap_record *r, uint32_t i)
+/* WRITERS ONLY: the writer's own view of a slot inside its open section
+ * (for read-modify-write such as deltas).  Nobody else stores while we hold
+ * the section, so relaxed suffices - for the section's owner.  A reader must
+ * use csnap_load_bits(): between csnap_read_begin() and csnap_read_retry() a
+ * relaxed load breaks pairing B and lets a torn copy validate.  Hence the
+ * csnap_write_ prefix, so no reader picks it next to csnap_load_bits(). */
+static inline uint64_t csnap_write_peek_bits(csnap_record *r, uint32_t i)
 {
     return atomic_load_explicit(&r->slots[i], memory_order_relaxed);
 }
@@ -376,11 +385,14 @@ static inline void csnap_write_end(csnap_record *r, uint64_t seq_odd)
     atomic_store_explicit(&r->seq, seq_odd + 1, memory_order_release);
 }
 
-/* Close a section in which nothing was stored: the counter goes back to its
- * previous even value, so optimistic readers that began before it still
- * validate (crossbeam's SeqLockWriteGuard::abort).  Release pairs with the
- * acquire of the next writer, as in csnap_write_end(). */
-static inline void csnap_write_abort(csnap_record *r, uint64_t seq_odd)
+/* Close a section IN WHICH NOTHING WAS STORED: the counter goes back to its
+ * previous even value, so optimistic readers that began before the section
+ * still validate.  After any store this is wrong - a reader that began before
+ * the section and loaded some new values would see its start value again and
+ * accept a torn copy - so a section that stored anything must end with
+ * csnap_write_end().  Release pairs with the acquire of the next writer, as in
+ * csnap_write_end(). */
+static inline void csnap_write_abort_unchanged(csnap_record *r, uint64_t seq_odd)
 {
     atomic_store_explicit(&r->seq, seq_odd - 1, memory_order_release);
 }
@@ -393,8 +405,8 @@ static inline int csnap_read_locked(csnap_record *r, uint64_t *out, uint64_t *se
 {
     uint64_t s;
     if (csnap_write_begin(r, timeout_ns, &s) != CSNAP_OK) return CSNAP_TIMEOUT;
-    for (uint32_t i = 0; i < r->nslots; i++) out[i] = csnap_peek_bits(r, i);
-    csnap_write_abort(r, s);
+    for (uint32_t i = 0; i < r->nslots; i++) out[i] = csnap_write_peek_bits(r, i);
+    csnap_write_abort_unchanged(r, s);  /* nothing was stored */
     *seq_out = s - 1;
     return CSNAP_OK;
 }

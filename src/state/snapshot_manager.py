@@ -108,8 +108,10 @@ class StateSnapshotManager:
         """
         if not isinstance(state, SelfState):
             raise TypeError(f"update_snapshot() takes a SelfState, got {type(state).__name__}")
-        frozen = state.freeze()
         with self._lock:
+            # Frozen inside the lock (O(1)): frozen outside, a second writer
+            # could publish a higher version carrying an older state.
+            frozen = state.freeze()
             snapshot = StateSnapshot(self._cell.version + 1, self._clock(), frozen)
             self._cell.publish(snapshot)
             if self._live[0] is not state.vitals:

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from src.environment.event_queue import EventQueue
-from src.main_server_api import LIMIT_KEYS, MAX_LIMIT, start_api_server
+from src.main_server_api import LIMIT_KEYS, MAX_LIMIT, LifeApi, start_api_server
 from src.runtime.loop import run_loop
+from src.state.persistence import SnapshotPersistence
 from src.state.self_state import MemoryEntry, SelfState
 from src.state.snapshot_manager import StateSnapshotManager
 
@@ -66,7 +67,7 @@ def published():
 def server(published):
     state, manager = published
     queue = EventQueue(3)
-    srv = start_api_server(manager, "127.0.0.1", 0, queue, api_token=None)
+    srv = start_api_server(manager, "127.0.0.1", 0, queue, vitals=state.vitals, api_token=None)
     yield srv
     srv.shutdown()
 
@@ -288,7 +289,7 @@ def test_unexpected_error_is_a_json_500_and_server_keeps_serving(server, monkeyp
     def boom(*a, **k):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(StateSnapshotManager, "live_vitals_versioned", boom)
+    monkeypatch.setattr(LifeApi, "read_vitals", boom)
     with caplog.at_level("ERROR", logger="src.api"):
         status, _, data = request(server, "GET", "/vitals")
     assert status == 500 and json.loads(data) == {"error": "internal server error"}
@@ -305,15 +306,18 @@ def running(tmp_path):
     manager.update_snapshot(state)
     queue = EventQueue()
     stop = threading.Event()
+    persistence = SnapshotPersistence(tmp_path)
     loop = threading.Thread(target=run_loop, args=(state,), kwargs=dict(
         tick_interval=0.0, snapshot_period=50, stop_event=stop, event_queue=queue,
-        snapshot_manager=manager, data_dir=tmp_path))
-    srv = start_api_server(manager, "127.0.0.1", 0, queue, loop_thread=loop)
+        snapshot_manager=manager, persistence=persistence))
+    srv = start_api_server(manager, "127.0.0.1", 0, queue, vitals=state.vitals,
+                           loop_thread=loop)
     loop.start()
     yield srv, manager, state
     stop.set()
     loop.join(10)
     srv.shutdown()
+    persistence.close(5)
 
 
 def test_posted_event_shows_in_a_later_status(running):

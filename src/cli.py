@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,34 +35,25 @@ TOKEN_ENV = "LIFE_API_TOKEN"
 FLUSH_TIMEOUT = 3.0  # seconds the stop waits for the final snapshot to be written
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
+def _argument(convert: Callable[[str], Any], ok: Callable[[Any], bool], kind: str,
+              expected: str) -> Callable[[str], Any]:
+    """An argparse ``type=``: `convert` the text, then `ok` must hold, else a message."""
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
+        return value
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0-65535 (0 = any free port), got {text!r}")
-    return value
+_positive_float = _argument(float, lambda x: math.isfinite(x) and x >= 0, "a number",
+                            "expected a finite number >= 0")
+_positive_int = _argument(int, lambda n: n >= 1, "an integer", "expected an integer >= 1")
+_port = _argument(int, lambda n: 0 <= n <= 65535, "a port number",
+                  "a port is 0-65535 (0 = any free port)")
 
 
 def build_parser() -> argparse.ArgumentParser:

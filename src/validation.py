@@ -15,12 +15,17 @@ from typing import Any
 
 from csnapshot import FrozenDict, freeze_value
 
-__all__ = ["MAX_JSON_DEPTH", "is_number", "is_finite_number", "finite_number", "number_in_range", "positive_int",
+__all__ = ["MAX_JSON_DEPTH", "is_int", "is_number", "is_finite_number", "finite_number", "number_in_range", "positive_int",
            "nonempty_str", "check_json", "json_mapping"]
 
 # Deeper than any structure the application builds (adaptation records are 4
 # levels) and shallow enough that a cycle or a hostile body fails fast.
 MAX_JSON_DEPTH = 32
+
+
+def is_int(value: object) -> bool:
+    """An int, and not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def is_number(value: object) -> bool:
@@ -62,7 +67,7 @@ def number_in_range(where: str, value: object, lo: float | None, hi: float | Non
 
 def positive_int(where: str, value: object) -> int:
     """An int > 0 (not a bool), or ValueError naming `where`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if not is_int(value) or value <= 0:  # type: ignore[operator]
         raise ValueError(f"{where} must be a positive int, got {value!r}")
     return value
 

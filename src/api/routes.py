@@ -29,7 +29,7 @@ from src.environment.event_queue import EventQueue
 from src.state.snapshot_manager import StateSnapshot, StateSnapshotManager
 from src.state.status import status_view
 from src.state.vitals import VitalValues
-from src.validation import is_number
+from src.validation import is_number, positive_int
 
 from .cache import StatusCache
 from .errors import BadRequest, Response, json_bytes
@@ -63,8 +63,7 @@ class LifeApi:
         if not isinstance(snapshot_manager, StateSnapshotManager):
             raise TypeError("start_api_server() needs a StateSnapshotManager, got "
                             f"{type(snapshot_manager).__name__}")
-        if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
-            raise ValueError(f"max_body must be a positive int, got {max_body!r}")
+        positive_int("max_body", max_body)
         if not is_number(stall_after) or not stall_after > 0:
             raise ValueError(f"stall_after must be a positive number of seconds, "
                              f"got {stall_after!r}")

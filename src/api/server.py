@@ -18,9 +18,8 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from src.environment.event_queue import EventQueue
-from src.environment.event_queue import EventQueue
 from src.state.snapshot_manager import StateSnapshotManager
-from src.validation import is_number
+from src.validation import is_int, is_number, positive_int
 
 from .cache import StatusCache
 from .errors import json_bytes
@@ -53,9 +52,7 @@ class LifeServer(ThreadingHTTPServer):
                  **api_options: Any) -> None:
         # The request logic first: its argument errors come before a socket is bound.
         self.api = LifeApi(snapshot_manager, **api_options)
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int) \
-                or max_connections < 1:
-            raise ValueError(f"max_connections must be a positive int, got {max_connections!r}")
+        positive_int("max_connections", max_connections)
         if not is_number(read_timeout) or not read_timeout > 0:
             raise ValueError(f"read_timeout must be a positive number of seconds, "
                              f"got {read_timeout!r}")
@@ -139,7 +136,7 @@ def start_api_server(snapshot_manager: StateSnapshotManager, host: str = HOST, p
     (64), ``read_timeout`` (10 s), ``stall_after`` (5 s, /health's threshold),
     ``loop_thread`` (checked by /health), ``max_body``.
     """
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+    if not is_int(port) or not 0 <= port <= 65535:
         raise ValueError(f"port must be an int from 0 to 65535, got {port!r}")
     server = LifeServer((host, port), snapshot_manager, event_queue=event_queue, **options)
     return server.start()

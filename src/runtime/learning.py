@@ -78,27 +78,24 @@ def learning_changes(memory: Iterable[MemoryEntry],
         if new is not None:
             changes.setdefault(group, {})[key] = new
 
-    n_events = sum(counts.values())
-    if n_events:
-        for key, value in learning_params.get("event_type_sensitivity", {}).items():
-            freq = counts.get(key, 0) / n_events
-            if freq > 0.2 or freq < 0.1:
-                put("event_type_sensitivity", key,
-                    _step("event_type_sensitivity", value, 1.0 if freq > 0.2 else -1.0))
-        for key, value in learning_params.get("significance_thresholds", {}).items():
-            n = counts.get(key, 0)
-            if n:
-                mean = total_sig[key] / n
-                if mean > 0.5 or mean < 0.2:
-                    put("significance_thresholds", key,
-                        _step("significance_thresholds", value, -1.0 if mean > 0.5 else 1.0))
-    n_patterns = sum(pattern_counts.values())
-    if n_patterns:
-        for key, value in learning_params.get("response_coefficients", {}).items():
-            freq = pattern_counts.get(key, 0) / n_patterns
-            if freq > 0.3 or freq < 0.1:
-                put("response_coefficients", key,
-                    _step("response_coefficients", value, 1.0 if freq > 0.3 else -1.0))
+    def by_frequency(group: str, of: Mapping[str, int], high: float, low: float) -> None:
+        # A key more frequent than `high` rises, one rarer than `low` falls.
+        total = sum(of.values())
+        if total:
+            for key, value in learning_params.get(group, {}).items():
+                freq = of.get(key, 0) / total
+                if freq > high or freq < low:
+                    put(group, key, _step(group, value, 1.0 if freq > high else -1.0))
+
+    by_frequency("event_type_sensitivity", counts, 0.2, 0.1)
+    for key, value in learning_params.get("significance_thresholds", {}).items():
+        n = counts.get(key, 0)
+        if n:
+            mean = total_sig[key] / n
+            if mean > 0.5 or mean < 0.2:
+                put("significance_thresholds", key,
+                    _step("significance_thresholds", value, -1.0 if mean > 0.5 else 1.0))
+    by_frequency("response_coefficients", pattern_counts, 0.3, 0.1)
     return changes
 
 

@@ -56,7 +56,7 @@ from src.environment.generator import EventGenerator
 from src.state.persistence import PersistenceStats, SnapshotPersistence
 from src.state.self_state import SelfState
 from src.state.snapshot_manager import StateSnapshot, StateSnapshotManager
-from src.validation import is_finite_number
+from src.validation import is_finite_number, is_int, positive_int
 
 from .tick import (ADAPTATION_INTERVAL, DECAY_INTERVAL, LEARNING_INTERVAL, PRUNE_INTERVAL,
                    WEAKNESS_PENALTY, WEAKNESS_THRESHOLD, EventSource, Ticker, subjective_rate)
@@ -106,11 +106,9 @@ class LoopConfig:
     def __post_init__(self) -> None:
         if not is_finite_number(self.tick_interval) or self.tick_interval < 0:
             _refuse("tick_interval", self.tick_interval, "a finite number >= 0", ValueError)
-        p = self.snapshot_period
-        if isinstance(p, bool) or not isinstance(p, int) or p <= 0:
-            _refuse("snapshot_period", p, "a positive int", ValueError)
+        positive_int("run_loop(): snapshot_period", self.snapshot_period)
         n = self.max_ticks
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+        if n is not None and (not is_int(n) or n < 0):
             _refuse("max_ticks", n, "an int >= 0 or None", ValueError)
         if self.monitor is not None and not callable(self.monitor):
             _refuse("monitor", self.monitor, "callable or None")

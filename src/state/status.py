@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from src.validation import is_int
+
 from .vitals import SUBJECTIVE_TIME_KEYS
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ def check_limits(limits: Mapping[str, int | None] | None) -> dict[str, int]:
             raise ValueError(f"unknown limit {key!r}; valid limits: {', '.join(STATUS_LIMIT_KEYS)}")
         if n is None:
             continue  # not given
-        if isinstance(n, bool) or not isinstance(n, int):
+        if not is_int(n):
             raise TypeError(f"{key}: expected an int, got {n!r}")
         checked[key] = n
     return checked

@@ -24,6 +24,7 @@ from src.environment.event_queue import EventQueue
 from src.environment.generator import EventGenerator
 from src.main_server_api import LifeHandler, LifeServer, start_api_server
 from src.runtime.loop import run_loop
+from src.state.persistence import SnapshotPersistence
 from src.state.self_state import MemoryEntry, SelfState
 from src.state.snapshot_manager import StateSnapshotManager
 
@@ -90,11 +91,16 @@ def run_loop_flat_out(stop: threading.Event, monitor: Callable[[Any], None], *,
     """`run_loop` at tick_interval=0 on this thread until `stop` is set; `data_dir`
     None turns persistence off, `events_per_tick` 0 runs without events."""
     state = SelfState()
-    summary = run_loop(state, monitor=monitor, tick_interval=0.0,
-                       snapshot_period=snapshot_period, stop_event=stop,
-                       snapshot_manager=StateSnapshotManager(), data_dir=data_dir,
-                       generator=EventGenerator(seed=seed, rate=events_per_tick)
-                       if events_per_tick else None)
+    persistence = SnapshotPersistence(data_dir) if data_dir is not None else None
+    try:
+        summary = run_loop(state, monitor=monitor, tick_interval=0.0,
+                           snapshot_period=snapshot_period, stop_event=stop,
+                           snapshot_manager=StateSnapshotManager(), persistence=persistence,
+                           generator=EventGenerator(seed=seed, rate=events_per_tick)
+                           if events_per_tick else None)
+    finally:
+        if persistence is not None:
+            persistence.close()
     stats = summary.persistence
     return LoopRun(summary.ticks, stats.written if stats else 0, stats.superseded if stats else 0)
 
@@ -168,7 +174,8 @@ class RunningDesign:
             monitor=monitor, tick_interval=tick_interval, stop_event=self.stop, event_queue=queue,
             snapshot_manager=self.manager,
             generator=EventGenerator(seed=seed, rate=events_per_tick)), daemon=True)
-        self.server = start_api_server(self.manager, "127.0.0.1", 0, queue, loop_thread=self.loop)
+        self.server = start_api_server(self.manager, "127.0.0.1", 0, queue, loop_thread=self.loop,
+                                       vitals=self.state.vitals)
         if design == "rlock+deepcopy":
             self.server.RequestHandlerClass = _DeepCopyHandler
             self.server.state_lock = lock

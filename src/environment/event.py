@@ -26,7 +26,6 @@ clamped, as the vitals are.
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Mapping
@@ -35,6 +34,8 @@ from typing import Any
 
 from csnapshot import FrozenDict, freeze_value
 
+from src.validation import check_json, finite_number
+
 __all__ = ["Event", "KNOWN_EVENT_TYPES", "RESERVED_EVENT_TYPES", "check_event_type"]
 
 KNOWN_EVENT_TYPES: tuple[str, ...] = ("noise", "decay", "recovery", "shock", "idle")
@@ -42,18 +43,6 @@ RESERVED_EVENT_TYPES: frozenset[str] = frozenset({"action", "feedback"})
 _KNOWN = frozenset(KNOWN_EVENT_TYPES)
 _FREE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
 _EMPTY: FrozenDict[str, Any] = FrozenDict()
-
-
-def _finite(where: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{where}: expected a real number, got {value!r}")
-    try:
-        x = float(value)
-    except OverflowError:
-        raise ValueError(f"{where}: {value!r} is too large for a float") from None
-    if not math.isfinite(x):
-        raise ValueError(f"{where}: must be finite, got {value!r}")
-    return x
 
 
 def check_event_type(event_type: object) -> str:
@@ -89,16 +78,16 @@ class Event:
     def __post_init__(self) -> None:
         put = object.__setattr__  # frozen: normalise in place, once
         check_event_type(self.type)
-        x = _finite("Event.intensity", self.intensity)
+        x = finite_number("Event.intensity", self.intensity)
         put(self, "intensity", -1.0 if x < -1.0 else 1.0 if x > 1.0 else x)
-        put(self, "timestamp", _finite("Event.timestamp", self.timestamp))
+        put(self, "timestamp", finite_number("Event.timestamp", self.timestamp))
         md = self.metadata
         if md is None or (type(md) is FrozenDict and not md):
             put(self, "metadata", _EMPTY)
             return
         if not isinstance(md, Mapping):
             raise TypeError(f"Event.metadata: expected a mapping, got {md!r}")
-        _check_json("Event.metadata", md, 0)
+        check_json("Event.metadata", md)
         put(self, "metadata", freeze_value(dict(md)))
 
     @property
@@ -111,24 +100,3 @@ class Event:
         return {"type": self.type, "intensity": self.intensity, "timestamp": self.timestamp,
                 "metadata": self.metadata}
 
-
-def _check_json(where: str, value: object, depth: int) -> None:
-    """Refuse what a snapshot or an HTTP response could not carry as JSON."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{where}: {value!r} is not valid JSON (numbers must be finite)")
-        return
-    if depth >= 16:
-        raise ValueError(f"{where}: nested deeper than 16 levels")
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{where}: keys must be strings, got {k!r}")
-            _check_json(f"{where}.{k}", v, depth + 1)
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            _check_json(f"{where}[{i}]", v, depth + 1)
-    else:
-        raise TypeError(f"{where}: a {type(value).__name__} is not JSON data")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from src.validation import positive_int
+
 from .event import Event
 
 __all__ = ["EventQueue"]
@@ -25,9 +27,7 @@ class EventQueue:
     __slots__ = ("_maxsize", "_items", "_lock", "_dropped", "_warned")
 
     def __init__(self, maxsize: int = 100) -> None:
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize <= 0:
-            raise ValueError(f"maxsize must be a positive int, got {maxsize!r}")
-        self._maxsize = maxsize
+        self._maxsize = positive_int("maxsize", maxsize)
         self._items: list[Event] = []
         self._lock = threading.Lock()
         self._dropped = 0

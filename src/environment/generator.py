@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import math
 import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+
+from src.validation import is_finite_number
 
 from .event import Event, check_event_type
 from .event_queue import EventQueue
@@ -51,14 +52,12 @@ class EventGenerator:
     def __init__(self, seed: int | None = None, *, rate: float = 1.0,
                  weights: Mapping[str, float] | None = None,
                  rng: random.Random | None = None) -> None:
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) \
-                or not math.isfinite(rate) or rate < 0:
+        if not is_finite_number(rate) or rate < 0:
             raise ValueError(f"rate must be a finite number >= 0, got {rate!r}")
         w = dict(DEFAULT_WEIGHTS if weights is None else weights)
         for t, x in w.items():
             check_event_type(t)
-            if isinstance(x, bool) or not isinstance(x, (int, float)) \
-                    or not math.isfinite(x) or x < 0:
+            if not is_finite_number(x) or x < 0:
                 raise ValueError(f"weights[{t!r}] must be a finite number >= 0, got {x!r}")
         if not w or sum(w.values()) <= 0:
             raise ValueError(f"weights must contain a positive weight, got {w!r}")
@@ -102,8 +101,7 @@ class EventGenerator:
         (dropped ones not included).  Waits on `stop_event`, so it ends within
         one interval of the stop.
         """
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) \
-                or not math.isfinite(interval) or interval <= 0:
+        if not is_finite_number(interval) or interval <= 0:
             raise ValueError(f"interval must be a finite number > 0, got {interval!r}")
         pushed = 0
         while not stop_event.wait(interval):

@@ -14,11 +14,15 @@ result with `SelfState.update_learning_params` / `update_adaptation_params`.
   is above 0.5 and rises below 0.2; a ``response_coefficients`` entry rises
   when its pattern was more than 30 % of the responses since the last call and
   falls below 10 %.  The original counted patterns from its feedback records;
-  here the loop counts the patterns it applied.  Values stay in [0, 1].
+  here the loop counts the patterns it applied.  Values stay inside their
+  group's `PARAM_BOUNDS` (sensitivities and thresholds [0, 1], coefficients
+  [0, 2]: a clamp at 1.0 here used to keep ``absorb``, 1.0 by default, from
+  ever rising).
 - **Adaptation** (every `ADAPTATION_INTERVAL` = 100 ticks): each
   ``behavior_sensitivity`` / ``behavior_thresholds`` / ``behavior_coefficients``
   value moves toward its learning counterpart (``event_type_sensitivity`` /
-  ``significance_thresholds`` / ``response_coefficients``) by at most 0.01.
+  ``significance_thresholds`` / ``response_coefficients``) by at most 0.01,
+  inside the same bounds.
   `adaptation_record` builds the history entry the loop stores.
 """
 
@@ -27,7 +31,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from src.state.self_state import MemoryEntry
+from src.environment.event import RESERVED_EVENT_TYPES
+from src.state.memory import MemoryEntry
+from src.state.params import PARAM_BOUNDS
 
 __all__ = ["learning_changes", "adaptation_changes", "adaptation_record", "MAX_DELTA",
            "MIN_DELTA", "LEARNING_INTERVAL", "ADAPTATION_INTERVAL"]
@@ -36,7 +42,7 @@ LEARNING_INTERVAL = 75
 ADAPTATION_INTERVAL = 100
 MAX_DELTA = 0.01
 MIN_DELTA = 0.001
-_NOT_EVENTS = frozenset({"action", "feedback"})
+_NOT_EVENTS = RESERVED_EVENT_TYPES  # the loop's own entries, not events that happened
 # Adaptation group <- the learning group it follows.
 _FOLLOWS = {"behavior_sensitivity": "event_type_sensitivity",
             "behavior_thresholds": "significance_thresholds",
@@ -45,8 +51,14 @@ _FOLLOWS = {"behavior_sensitivity": "event_type_sensitivity",
 Changes = dict[str, dict[str, float]]
 
 
-def _step(current: float, direction: float, hi: float = 1.0) -> float | None:
-    new = min(max(current + direction * MAX_DELTA, 0.0), hi)
+def _clamped(group: str, value: float) -> float:
+    lo, hi = PARAM_BOUNDS[group]
+    return min(max(value, lo), hi)
+
+
+def _step(group: str, current: float, direction: float) -> float | None:
+    """`current` moved by `MAX_DELTA` in `direction`, or None when that is under `MIN_DELTA`."""
+    new = _clamped(group, current + direction * MAX_DELTA)
     return new if abs(new - current) >= MIN_DELTA else None
 
 
@@ -66,25 +78,24 @@ def learning_changes(memory: Iterable[MemoryEntry],
         if new is not None:
             changes.setdefault(group, {})[key] = new
 
-    n_events = sum(counts.values())
-    if n_events:
-        for key, value in learning_params.get("event_type_sensitivity", {}).items():
-            freq = counts.get(key, 0) / n_events
-            if freq > 0.2 or freq < 0.1:
-                put("event_type_sensitivity", key, _step(value, 1.0 if freq > 0.2 else -1.0))
-        for key, value in learning_params.get("significance_thresholds", {}).items():
-            n = counts.get(key, 0)
-            if n:
-                mean = total_sig[key] / n
-                if mean > 0.5 or mean < 0.2:
-                    put("significance_thresholds", key,
-                        _step(value, -1.0 if mean > 0.5 else 1.0))
-    n_patterns = sum(pattern_counts.values())
-    if n_patterns:
-        for key, value in learning_params.get("response_coefficients", {}).items():
-            freq = pattern_counts.get(key, 0) / n_patterns
-            if freq > 0.3 or freq < 0.1:
-                put("response_coefficients", key, _step(value, 1.0 if freq > 0.3 else -1.0))
+    def by_frequency(group: str, of: Mapping[str, int], high: float, low: float) -> None:
+        # A key more frequent than `high` rises, one rarer than `low` falls.
+        total = sum(of.values())
+        if total:
+            for key, value in learning_params.get(group, {}).items():
+                freq = of.get(key, 0) / total
+                if freq > high or freq < low:
+                    put(group, key, _step(group, value, 1.0 if freq > high else -1.0))
+
+    by_frequency("event_type_sensitivity", counts, 0.2, 0.1)
+    for key, value in learning_params.get("significance_thresholds", {}).items():
+        n = counts.get(key, 0)
+        if n:
+            mean = total_sig[key] / n
+            if mean > 0.5 or mean < 0.2:
+                put("significance_thresholds", key,
+                    _step("significance_thresholds", value, -1.0 if mean > 0.5 else 1.0))
+    by_frequency("response_coefficients", pattern_counts, 0.3, 0.1)
     return changes
 
 
@@ -98,7 +109,7 @@ def adaptation_changes(learning_params: Mapping[str, Mapping[str, float]],
             if key in target:
                 diff = target[key] - value
                 step = max(-MAX_DELTA, min(MAX_DELTA, diff))
-                new = min(max(value + step, 0.0), 1.0)
+                new = _clamped(group, value + step)
                 if abs(new - value) >= MIN_DELTA:
                     changes.setdefault(group, {})[key] = new
     return changes

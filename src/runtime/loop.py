@@ -32,74 +32,92 @@ docs/components/runtime-loop.md):
    to persistence: one reference, O(1).  Then the loop waits out the rest of
    `tick_interval` on `stop_event`.
 
-The loop thread is the only writer of the state, and it does no file I/O and
-no serialisation: `SnapshotPersistence` (src/state/persistence.py) writes on
-its own thread.  An exception inside a tick is logged with its traceback
+Steps 1-5 are `Ticker.tick()` (`src.runtime.tick`); this module runs the
+ticks, publishes and paces them.  The loop thread is the only writer of the
+state, and it does no file I/O and no serialisation: `SnapshotPersistence`
+(src/state/persistence.py), built and closed by the caller (the command,
+`src.cli`), writes on its own thread.  An exception inside a tick is logged with its traceback
 (at most once a second per kind; the rest are counted), costs 0.05
 integrity, and the loop carries on after waiting out the tick.  On stop
 (`stop_event`, or `max_ticks`) a final snapshot is published and handed to
-persistence; a persistence object the loop created itself (from `data_dir`)
-is then flushed and closed.
+persistence; flushing and closing it is the caller's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import math
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from os import PathLike
-from typing import Protocol
+from typing import Any, Protocol
 
-from src.environment.event import Event
-from src.environment.event_queue import EventQueue
 from src.environment.generator import EventGenerator
-from src.state.persistence import (KEEP_DEFAULT, MIN_INTERVAL_DEFAULT, PersistenceStats,
-                                   SnapshotPersistence)
-from src.state.self_state import VITAL_FIELDS, MemoryEntry, SelfState, SubjectiveTimeParams
+from src.state.persistence import PersistenceStats, SnapshotPersistence
+from src.state.self_state import SelfState
 from src.state.snapshot_manager import StateSnapshot, StateSnapshotManager
+from src.validation import is_finite_number, is_int, positive_int
 
-from .learning import (ADAPTATION_INTERVAL, LEARNING_INTERVAL, adaptation_changes,
-                       adaptation_record, learning_changes)
-from .meaning import MeaningEngine
+from .tick import (ADAPTATION_INTERVAL, DECAY_INTERVAL, LEARNING_INTERVAL, PRUNE_INTERVAL,
+                   WEAKNESS_PENALTY, WEAKNESS_THRESHOLD, EventSource, Ticker, subjective_rate)
 
-__all__ = ["run_loop", "LoopSummary", "WEAKNESS_THRESHOLD", "WEAKNESS_PENALTY",
+__all__ = ["run_loop", "LoopConfig", "LoopSummary", "WEAKNESS_THRESHOLD", "WEAKNESS_PENALTY",
            "TICK_ERROR_INTEGRITY_COST", "DECAY_INTERVAL", "PRUNE_INTERVAL",
            "LEARNING_INTERVAL", "ADAPTATION_INTERVAL", "subjective_rate"]
 
 logger = logging.getLogger(__name__)
 
-DECAY_INTERVAL = 10            # ticks between memory weight decays
-PRUNE_INTERVAL = 50            # ticks between prunes of light memories
-MEMORY_DECAY_FACTOR = 0.99
-MEMORY_MIN_WEIGHT = 0.1
-WEAKNESS_THRESHOLD = 0.05
-WEAKNESS_PENALTY = 0.02        # per second of dt; x2 for stability and integrity
 TICK_ERROR_INTEGRITY_COST = 0.05
-FLUSH_TIMEOUT = 3.0            # seconds the stop waits for an owned persistence to finish
-
-
-def _bounds(name: str) -> tuple[float, float]:
-    """The clamp bounds of a vital, from the state's schema (the final write clamps too)."""
-    field = next(f for f in VITAL_FIELDS if f.name == name)
-    assert field.min is not None and field.max is not None
-    return float(field.min), float(field.max)
-
-
-_E_LO, _E_HI = _bounds("energy")
-_S_LO, _S_HI = _bounds("stability")
-_I_LO, _I_HI = _bounds("integrity")
-
-
-class _Queue(Protocol):
-    def pop_all(self) -> list[Event]: ...
 
 
 class _StopEvent(Protocol):
     def is_set(self) -> bool: ...
     def wait(self, timeout: float | None = None) -> bool: ...
+
+
+def _refuse(name: str, value: object, expected: str, error: type[Exception] = TypeError) -> None:
+    raise error(f"run_loop(): {name} must be {expected}, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class LoopConfig:
+    """How the loop runs: its pacing and what it calls; checked when built.
+
+    - `tick_interval`: seconds per tick (>= 0; 0 runs flat out).  The loop
+      waits out the rest of each tick on the stop event, so a stop is seen at
+      once; without a stop event it sleeps.
+    - `snapshot_period`: every this many ticks (ticks divisible by it) the
+      published snapshot goes to persistence.
+    - `max_ticks`: stop after this many ticks (None: only the stop event stops it).
+    - `monitor(state)`: called every tick on the loop's thread after the state
+      changes and before it is published; keep it cheap and free of I/O.
+    - `clock` (monotonic seconds, for ``dt``) and `wall_clock` (timestamps of
+      memories, events and adaptation records) can be replaced for
+      deterministic runs; the tick pacing always uses real time.
+    """
+
+    tick_interval: float = 1.0
+    snapshot_period: int = 10
+    max_ticks: int | None = None
+    monitor: Callable[[SelfState], object] | None = None
+    clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        if not is_finite_number(self.tick_interval) or self.tick_interval < 0:
+            _refuse("tick_interval", self.tick_interval, "a finite number >= 0", ValueError)
+        positive_int("run_loop(): snapshot_period", self.snapshot_period)
+        n = self.max_ticks
+        if n is not None and (not is_int(n) or n < 0):
+            _refuse("max_ticks", n, "an int >= 0 or None", ValueError)
+        if self.monitor is not None and not callable(self.monitor):
+            _refuse("monitor", self.monitor, "callable or None")
+        for name in ("clock", "wall_clock"):
+            if not callable(getattr(self, name)):
+                _refuse(name, getattr(self, name), "callable")
+
+
+_CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(LoopConfig))
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,15 +132,6 @@ class LoopSummary:
     last_tick: int             # state.ticks at the end
     final_snapshot: StateSnapshot | None
     persistence: PersistenceStats | None
-
-
-def subjective_rate(params: SubjectiveTimeParams, last_event_intensity: float,
-                    stability: float) -> float:
-    """How fast subjective time runs (`SubjectiveTimeParams`), clamped to [rate_min, rate_max]."""
-    rate = (params.base_rate + params.intensity_coeff * last_event_intensity
-            + params.stability_coeff * (stability - 1.0))
-    return params.rate_min if rate < params.rate_min else \
-        params.rate_max if rate > params.rate_max else rate
 
 
 class _ErrorLog:
@@ -147,200 +156,62 @@ class _ErrorLog:
         self._next[kind] = now + 1.0
 
 
-class _Ticker:
-    """The loop's per-run state and the tick itself (runs on the loop's thread only)."""
-
-    def __init__(self, state: SelfState, queue: _Queue | None,
-                 generator: EventGenerator | None, clock: Callable[[], float],
-                 wall_clock: Callable[[], float]) -> None:
-        self.state = state
-        self.queue = queue
-        self.generator = generator
-        self.clock = clock
-        self.wall_clock = wall_clock
-        self.engine = MeaningEngine()
-        self.patterns: Counter[str] = Counter()
-        self.events = 0
-        self.last = clock()
-
-    def tick(self) -> None:
-        state = self.state
-        now = self.clock()
-        dt = now - self.last
-        self.last = now
-        if not dt > 0.0:  # a clock that stood still or went back (or NaN)
-            dt = 0.0
-        wall = self.wall_clock()
-        v = state.read_vitals()
-        energy, stability, integrity = v.energy, v.stability, v.integrity
-        rate = subjective_rate(state.subjective_time_params, v.last_event_intensity, stability)
-
-        events: list[Event] = list(self.queue.pop_all()) if self.queue is not None else []
-        if self.generator is not None:
-            events += self.generator.events(wall)
-        intensity = 0.0
-        significance = v.last_significance
-        if events:
-            self.events += len(events)
-            lp, ap = state.learning_params, state.adaptation_params
-            process = self.engine.process
-            for e in events:
-                if e.intensity > intensity:
-                    intensity = e.intensity
-                m = process(e.type, e.intensity, stability, integrity, lp, ap)
-                if m.pattern == "ignore" or not m.significance > 0.0:
-                    continue
-                energy = min(max(energy + m.energy, _E_LO), _E_HI)
-                stability = min(max(stability + m.stability, _S_LO), _S_HI)
-                integrity = min(max(integrity + m.integrity, _I_LO), _I_HI)
-                state.memory.append(MemoryEntry(e.type, m.significance, wall))
-                state.add_event(e.type)
-                significance = m.significance
-                state.last_pattern = m.pattern
-                self.patterns[m.pattern] += 1
-            self._plan(energy, stability)
-
-        if energy <= WEAKNESS_THRESHOLD or integrity <= WEAKNESS_THRESHOLD \
-                or stability <= WEAKNESS_THRESHOLD:
-            p = WEAKNESS_PENALTY * dt
-            energy -= p
-            stability -= 2 * p
-            integrity -= 2 * p
-        ticks = v.ticks + 1
-        state.set_vitals(ticks=ticks, age=v.age + dt, subjective_time=v.subjective_time + dt * rate,
-                         energy=energy, stability=stability, integrity=integrity,
-                         last_event_intensity=intensity, last_significance=significance)
-        state.record_history(energy=energy, stability=stability)
-
-        if ticks % LEARNING_INTERVAL == 0:
-            changes = learning_changes(state.memory, state.learning_params, self.patterns)
-            self.patterns.clear()
-            if changes:
-                state.update_learning_params(changes)
-        if ticks % DECAY_INTERVAL == 0:
-            state.decay_memory_weights(MEMORY_DECAY_FACTOR, now=wall)
-        if ticks % PRUNE_INTERVAL == 0:
-            state.prune_memory(MEMORY_MIN_WEIGHT)
-        if ticks % ADAPTATION_INTERVAL == 0:
-            self._adapt(ticks, wall)
-
-    def _plan(self, energy: float, stability: float) -> None:
-        state = self.state
-        recent = state.recent_events
-        n = len(recent)
-        sequences = [recent[-2:]] if n >= 2 else []
-        state.set_planning_and_intelligence(
-            {"potential_sequences": sequences,
-             "sources_used": {"memory_proxy": n, "learning_proxy": len(state.stability_history),
-                              "adaptation_proxy": len(state.energy_history)}},
-            {"processed_sources": {"memory_proxy_size": n, "adaptation_proxy": energy,
-                                   "learning_proxy": stability,
-                                   "planning_proxy_size": len(sequences)}})
-
-    def _adapt(self, tick: int, wall: float) -> None:
-        state = self.state
-        lp, old = state.learning_params, state.adaptation_params
-        changes = adaptation_changes(lp, old)
-        if changes:
-            state.update_adaptation_params(changes)
-            state.add_adaptation_record(
-                adaptation_record(tick, wall, old, state.adaptation_params, changes, lp))
-
-
-def _check(name: str, ok: bool, value: object, expected: str,
-           error: type[Exception] = TypeError) -> None:
-    if not ok:
-        raise error(f"run_loop(): {name} must be {expected}, got {value!r}")
-
-
 def run_loop(self_state: SelfState,
-             monitor: Callable[[SelfState], object] | None = None,
-             tick_interval: float = 1.0,
-             snapshot_period: int = 10,
-             stop_event: _StopEvent | None = None,
-             event_queue: EventQueue | _Queue | None = None,
-             snapshot_manager: StateSnapshotManager | None = None,
+             config: LoopConfig | None = None,
              *,
+             stop_event: _StopEvent | None = None,
+             event_queue: EventSource | None = None,
+             snapshot_manager: StateSnapshotManager | None = None,
              persistence: SnapshotPersistence | None = None,
-             data_dir: str | PathLike[str] | None = None,
-             keep_snapshots: int = KEEP_DEFAULT,
-             min_save_interval: float = MIN_INTERVAL_DEFAULT,
              generator: EventGenerator | None = None,
-             seed: int | None = None,
-             max_ticks: int | None = None,
-             clock: Callable[[], float] = time.monotonic,
-             wall_clock: Callable[[], float] = time.time,
-             flush_timeout: float = FLUSH_TIMEOUT) -> LoopSummary:
+             **options: Any) -> LoopSummary:
     """Run ticks on the calling thread until `stop_event` is set (or `max_ticks` ran).
 
     - `self_state`: the state; this thread becomes its only writer.
-    - `monitor(state)`: called every tick on this thread after the state
-      changes and before it is published; keep it cheap and free of I/O.
-    - `tick_interval`: seconds per tick (>= 0; 0 runs flat out).  The loop
-      waits out the rest of each tick on `stop_event`, so a stop is seen at
-      once; without a stop event it sleeps.
-    - `snapshot_period`: every this many ticks (ticks divisible by it) the
-      published snapshot goes to persistence.
+    - `config`: a `LoopConfig`; `options` override its fields by name
+      (``run_loop(s, tick_interval=0.0, max_ticks=10)``), so a caller may pass
+      either.
+    - `stop_event`: a ``threading.Event``-like object; setting it stops the loop.
     - `event_queue`: where producers put events (`EventQueue`, or anything
       with ``pop_all()``); `generator`: an `EventGenerator` asked for a batch
-      every tick (`seed`: shorthand for ``generator=EventGenerator(seed=seed)``).
+      every tick.
     - `snapshot_manager`: where a snapshot is published every tick (a private
       one when None).
     - `persistence`: a `SnapshotPersistence` to hand snapshots to (started if
-      it is not; the caller closes it); or `data_dir`: the loop creates one
-      for ``<data_dir>/snapshots`` (`keep_snapshots`, `min_save_interval`),
-      and on stop closes it, waiting at most `flush_timeout` seconds for the
-      final write.
-    - `clock` (monotonic seconds, for ``dt``) and `wall_clock` (timestamps of
-      memories, events and adaptation records) can be replaced for
-      deterministic runs; the tick pacing always uses real time.
+      it is not); the caller builds it and closes it.
 
     Returns a `LoopSummary`.  Arguments are checked before anything runs
-    (TypeError/ValueError).
+    (TypeError/ValueError naming them).
     """
-    _check("self_state", isinstance(self_state, SelfState), self_state, "a SelfState object")
-    _check("monitor", monitor is None or callable(monitor), monitor, "callable or None")
-    _check("tick_interval", not isinstance(tick_interval, bool)
-           and isinstance(tick_interval, (int, float)) and math.isfinite(tick_interval)
-           and tick_interval >= 0, tick_interval, "a finite number >= 0", ValueError)
-    _check("snapshot_period", not isinstance(snapshot_period, bool)
-           and isinstance(snapshot_period, int) and snapshot_period > 0, snapshot_period,
-           "a positive int", ValueError)
-    _check("stop_event", stop_event is None or (hasattr(stop_event, "is_set")
-                                                and hasattr(stop_event, "wait")),
-           stop_event, "a threading.Event-like object or None")
-    _check("event_queue", event_queue is None or hasattr(event_queue, "pop_all"), event_queue,
-           "an EventQueue-like object (with pop_all) or None")
-    _check("snapshot_manager", snapshot_manager is None
-           or isinstance(snapshot_manager, StateSnapshotManager), snapshot_manager,
-           "a StateSnapshotManager object or None")
-    _check("persistence", persistence is None or isinstance(persistence, SnapshotPersistence),
-           persistence, "a SnapshotPersistence object or None")
-    _check("generator", generator is None or isinstance(generator, EventGenerator), generator,
-           "an EventGenerator object or None")
-    _check("max_ticks", max_ticks is None or (not isinstance(max_ticks, bool)
-                                              and isinstance(max_ticks, int) and max_ticks >= 0),
-           max_ticks, "an int >= 0 or None", ValueError)
-    _check("clock", callable(clock), clock, "callable")
-    _check("wall_clock", callable(wall_clock), wall_clock, "callable")
-    if persistence is not None and data_dir is not None:
-        raise ValueError("run_loop(): pass persistence or data_dir, not both")
-    if generator is not None and seed is not None:
-        raise ValueError("run_loop(): pass generator or seed, not both")
-    if seed is not None:
-        generator = EventGenerator(seed=seed)
+    unknown = [name for name in options if name not in _CONFIG_FIELDS]
+    if unknown:
+        raise TypeError(f"run_loop(): unknown option(s) {', '.join(unknown)}; valid: "
+                        f"{', '.join(_CONFIG_FIELDS)} (persistence is built by the caller)")
+    if config is not None and not isinstance(config, LoopConfig):
+        _refuse("config", config, "a LoopConfig or None")
+    cfg = dataclasses.replace(config or LoopConfig(), **options) if options else \
+        config or LoopConfig()
+    if not isinstance(self_state, SelfState):
+        _refuse("self_state", self_state, "a SelfState object")
+    if stop_event is not None and not (hasattr(stop_event, "is_set")
+                                       and hasattr(stop_event, "wait")):
+        _refuse("stop_event", stop_event, "a threading.Event-like object or None")
+    if event_queue is not None and not hasattr(event_queue, "pop_all"):
+        _refuse("event_queue", event_queue, "an EventQueue-like object (with pop_all) or None")
+    if snapshot_manager is not None and not isinstance(snapshot_manager, StateSnapshotManager):
+        _refuse("snapshot_manager", snapshot_manager, "a StateSnapshotManager object or None")
+    if persistence is not None and not isinstance(persistence, SnapshotPersistence):
+        _refuse("persistence", persistence, "a SnapshotPersistence object or None")
+    if generator is not None and not isinstance(generator, EventGenerator):
+        _refuse("generator", generator, "an EventGenerator object or None")
 
+    tick_interval, snapshot_period = cfg.tick_interval, cfg.snapshot_period
+    max_ticks, monitor = cfg.max_ticks, cfg.monitor
     manager = StateSnapshotManager() if snapshot_manager is None else snapshot_manager
-    owned = None
-    if data_dir is not None:
-        # Only builds the object and starts its thread: the folder is created
-        # (and every file touched) by that thread, not this one.
-        persistence = owned = SnapshotPersistence(data_dir, keep=keep_snapshots,
-                                                  min_interval=min_save_interval)
     if persistence is not None:
         persistence.start()
 
-    ticker = _Ticker(self_state, event_queue, generator, clock, wall_clock)
+    ticker = Ticker(self_state, event_queue, generator, cfg.clock, cfg.wall_clock)
     errors = _ErrorLog()
     n_ticks = n_errors = n_monitor_errors = 0
     last_submitted = -1
@@ -392,8 +263,6 @@ def run_loop(self_state: SelfState,
                 persistence.submit(final)
         except Exception:
             logger.exception("run_loop: could not publish or hand over the final snapshot")
-        if owned is not None:
-            owned.close(flush_timeout)
     logger.debug("run_loop: stopped at tick %d after %d ticks (%d failed)",
                  self_state.ticks, n_ticks, n_errors)
     dropped = getattr(event_queue, "dropped", 0)

@@ -22,7 +22,8 @@ the whole state for each one):
    (0, 0, 0)) x ``|intensity| x significance x coefficient``, where the
    coefficient of the pattern comes from ``adaptation_params.behavior_coefficients``,
    else ``learning_params.response_coefficients``, else `DEFAULT_COEFFICIENTS`
-   (dampen 0.5, absorb 1.0, amplify 1.5); ``ignore`` has no impact.
+   (dampen 0.5, absorb 1.0, amplify 1.5; `src.state.params` owns the pattern
+   names and these values); ``ignore`` has no impact.
 
 The per-type weights, thresholds and coefficients are recomputed only when
 the parameter dicts change (they are immutable `FrozenDict`s, compared by
@@ -33,6 +34,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, NamedTuple
+
+from src.state.params import RESPONSE_COEFFICIENTS_DEFAULT
 
 __all__ = ["Meaning", "MeaningEngine", "TYPE_WEIGHTS", "BASE_IMPACTS", "DEFAULT_COEFFICIENTS",
            "FREE_FORM_WEIGHT", "BASE_THRESHOLD"]
@@ -49,7 +52,8 @@ BASE_IMPACTS: Mapping[str, tuple[float, float, float]] = {  # (energy, stability
 }
 _NO_IMPACT = (0.0, 0.0, 0.0)
 BASE_THRESHOLD = 0.1
-DEFAULT_COEFFICIENTS: Mapping[str, float] = {"dampen": 0.5, "absorb": 1.0, "amplify": 1.5}
+# Owned by the parameters module (with the pattern names); kept here under its old name.
+DEFAULT_COEFFICIENTS: Mapping[str, float] = RESPONSE_COEFFICIENTS_DEFAULT
 _MAX_MODIFIER = 1.5
 
 
@@ -57,7 +61,7 @@ class Meaning(NamedTuple):
     """What one event means: its significance, the response pattern, and the vital deltas."""
 
     significance: float
-    pattern: str  # "ignore", "dampen", "absorb" or "amplify"
+    pattern: str  # one of src.state.params.RESPONSE_PATTERNS
     energy: float
     stability: float
     integrity: float

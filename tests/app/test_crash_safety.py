@@ -28,12 +28,14 @@ ROUNDS = 24
 CHILD = textwrap.dedent("""
     import sys
     sys.path.append({repo!r})  # appended: the installed csnapshot must win
+    from src.environment import EventGenerator
     from src.runtime.loop import run_loop
-    from src.state.persistence import load_latest
+    from src.state.persistence import SnapshotPersistence, load_latest
     state, path = load_latest({data!r})
     print("ready", state.ticks, state.life_id, flush=True)
-    run_loop(state, tick_interval=0.001, snapshot_period=1, data_dir={data!r}, seed={seed},
-             min_save_interval=0.0)
+    run_loop(state, tick_interval=0.001, snapshot_period=1,
+             persistence=SnapshotPersistence({data!r}, min_interval=0.0),
+             generator=EventGenerator(seed={seed}))
 """)
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")

@@ -14,7 +14,7 @@ import pytest
 import src.state.persistence as persistence_mod
 from src.environment import Event, EventGenerator, EventQueue
 from src.runtime import loop as loop_mod
-from src.runtime.loop import LoopSummary, run_loop, subjective_rate
+from src.runtime.loop import LoopConfig, LoopSummary, run_loop, subjective_rate
 from src.runtime.meaning import MeaningEngine
 from src.state.persistence import SnapshotPersistence, list_snapshots, load_latest
 from src.state.self_state import LEARNING_PARAMS_DEFAULT, ADAPTATION_PARAMS_DEFAULT, SelfState
@@ -217,7 +217,7 @@ def test_a_seeded_run_is_deterministic():
 
 def test_seed_is_shorthand_for_a_generator():
     a, b = deterministic_state(), deterministic_state()
-    run_loop(a, tick_interval=0, seed=3, max_ticks=50, clock=FakeClock(), wall_clock=FakeClock())
+    run_loop(a, tick_interval=0, generator=EventGenerator(seed=3), max_ticks=50, clock=FakeClock(), wall_clock=FakeClock())
     run_loop(b, tick_interval=0, generator=EventGenerator(seed=3), max_ticks=50,
              clock=FakeClock(), wall_clock=FakeClock())
     assert a.to_dict() == b.to_dict()
@@ -248,8 +248,9 @@ def test_stop_event_is_honoured_within_the_tick_interval():
 
 def test_stop_at_full_speed_with_persistence(tmp_path):
     s, stop = deterministic_state(), threading.Event()
+    p = SnapshotPersistence(tmp_path)
     t, result = run_in_thread(self_state=s, tick_interval=0, snapshot_period=1, stop_event=stop,
-                              data_dir=tmp_path, seed=1)
+                              persistence=p, generator=EventGenerator(seed=1))
     deadline = time.monotonic() + 30
     while s.ticks <= 100 and time.monotonic() < deadline:
         time.sleep(0.01)  # polling until the loop has run at full speed for a while
@@ -257,10 +258,12 @@ def test_stop_at_full_speed_with_persistence(tmp_path):
     stop.set()
     t.join(10)
     assert not t.is_alive() and time.monotonic() - started < 2.0
+    assert p.close(5)  # the caller's to close: it flushes the final snapshot
     summary = result["summary"]
     assert summary.ticks > 100 and summary.errors == 0
-    # the final snapshot was written before run_loop returned
-    assert summary.persistence.last_tick == s.ticks == summary.last_tick
+    # the final snapshot was handed over on stop and written by the time close() returned
+    assert summary.final_snapshot.tick == s.ticks == summary.last_tick
+    assert p.stats.last_tick == s.ticks
     state, path = load_latest(tmp_path)
     assert path.name == f"snapshot_{s.ticks:06d}.json" and state.to_dict() == s.to_dict()
 
@@ -335,17 +338,28 @@ def test_tick_interval_paces_the_loop():
     ({"event_queue": []}, TypeError), ({"snapshot_manager": object()}, TypeError),
     ({"persistence": "x"}, TypeError), ({"generator": 1}, TypeError),
     ({"max_ticks": -1}, ValueError), ({"clock": 1}, TypeError),
-    ({"seed": 1, "generator": EventGenerator()}, ValueError)])
+    ({"config": {"tick_interval": 0}}, TypeError), ({"data_dir": "x"}, TypeError),
+    ({"seed": 1}, TypeError)])
 def test_bad_arguments_are_refused_before_anything_runs(kw, error):
     args = {"self_state": deterministic_state(), "max_ticks": 1, **kw}
     with pytest.raises(error, match="run_loop"):
         run_loop(**args)
 
 
-def test_persistence_and_data_dir_are_exclusive(tmp_path):
-    p = SnapshotPersistence(tmp_path)
-    with pytest.raises(ValueError, match="not both"):
-        run_loop(deterministic_state(), persistence=p, data_dir=tmp_path, max_ticks=1)
+def test_the_loop_builds_no_persistence(tmp_path):
+    # Building persistence is the command's: the loop refuses a folder and writes nothing.
+    with pytest.raises(TypeError, match="persistence is built by the caller"):
+        run_loop(deterministic_state(), data_dir=tmp_path, max_ticks=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_config_object_and_keyword_overrides_agree():
+    a, b = deterministic_state(), deterministic_state()
+    cfg = LoopConfig(tick_interval=0, max_ticks=7, clock=FakeClock(), wall_clock=FakeClock())
+    run_loop(a, cfg, generator=EventGenerator(seed=5))
+    run_loop(b, LoopConfig(tick_interval=5.0, max_ticks=1), tick_interval=0, max_ticks=7,
+             clock=FakeClock(), wall_clock=FakeClock(), generator=EventGenerator(seed=5))
+    assert a.ticks == b.ticks == 7 and a.to_dict() == b.to_dict()
 
 
 # ---- persistence from the loop ---------------------------------------------------
@@ -377,7 +391,7 @@ def test_only_the_persistence_thread_writes_files(tmp_path, monkeypatch):
     loop_ident = threading.get_ident()
     p = SnapshotPersistence(tmp_path, min_interval=0)
     run_loop(deterministic_state(), tick_interval=0, snapshot_period=1, persistence=p,
-             max_ticks=200, seed=4)
+             max_ticks=200, generator=EventGenerator(seed=4))
     assert p.close(5)
     assert writers and loop_ident not in writers
     assert set(writers) == {p.thread.ident}
@@ -388,6 +402,7 @@ AUDIT_CHILD = textwrap.dedent("""
     sys.path.append({repo!r})
     from src.environment import Event, EventGenerator, EventQueue
     from src.runtime.loop import run_loop
+    from src.state.persistence import SnapshotPersistence
     from src.state.self_state import SelfState
     from src.state.snapshot_manager import StateSnapshotManager
 
@@ -401,11 +416,12 @@ AUDIT_CHILD = textwrap.dedent("""
     seen = []
     ident = {{}}
     data_dir = tempfile.mkdtemp()  # (mkdtemp opens a file: not on the loop thread)
+    p = SnapshotPersistence(data_dir)  # built here, as the command does: not by the loop
     def body():
         ident["loop"] = threading.get_ident()
         ident["summary"] = run_loop(s, monitor=lambda st: seen.append(1), tick_interval=0.0,
                                     snapshot_period=1, stop_event=stop, event_queue=q,
-                                    snapshot_manager=m, data_dir=data_dir,
+                                    snapshot_manager=m, persistence=p,
                                     generator=EventGenerator(seed=1, rate=0.7))
     t = threading.Thread(target=body)
     t.start()
@@ -415,6 +431,7 @@ AUDIT_CHILD = textwrap.dedent("""
         time.sleep(0.001)
     stop.set()
     t.join(10)
+    p.close(5)
     loop_opens = [p for tid, p in opened if tid == ident["loop"]]
     other = [p for tid, p in opened if tid != ident["loop"] and ".json" in p]
     print(json.dumps({{"ticks": s.ticks, "loop_opens": loop_opens, "writer_json_opens": len(other),
@@ -439,8 +456,9 @@ def test_the_loop_thread_opens_no_files(tmp_path):
 def test_the_tick_does_no_import(monkeypatch):
     """A module imported lazily inside a tick would open files on the loop thread."""
     s = deterministic_state()
-    run_loop(s, tick_interval=0, seed=1, max_ticks=5)  # warm up
+    run_loop(s, tick_interval=0, generator=EventGenerator(seed=1), max_ticks=5)  # warm up
     before = set(sys.modules)
-    run_loop(s, tick_interval=0, seed=1, max_ticks=300, snapshot_manager=StateSnapshotManager())
+    run_loop(s, tick_interval=0, generator=EventGenerator(seed=1), max_ticks=300,
+             snapshot_manager=StateSnapshotManager())
     assert set(sys.modules) == before
     assert loop_mod.__name__ in sys.modules

@@ -93,6 +93,7 @@ def test_snapshot_is_immutable():
     assert isinstance(snap.state.learning_params["event_type_sensitivity"], FrozenDict)
 
 
+@pytest.mark.slow
 def test_earlier_snapshot_is_unchanged_by_1e5_later_writes():
     s, m = SelfState(memory_cap=1000, recent_events_cap=100, history_cap=100,
                      adaptation_history_cap=10), StateSnapshotManager()

@@ -1,0 +1,162 @@
+"""`LifeHandler`: the ``BaseHTTPRequestHandler`` that carries `LifeApi` over HTTP/1.1.
+
+It only moves bytes: routing, auth and every endpoint's logic are
+`src.api.routes.LifeApi`'s.  What is here is what the stdlib server needs:
+keep-alive with ``TCP_NODELAY`` (without it Nagle + delayed ACK cost ~40 ms
+per response), the status line and headers sent only once the body is
+complete, a JSON 500 (logged with its traceback) for unexpected errors, JSON
+for the errors the stdlib answers itself, and the per-connection read timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .errors import BadRequest, Response, json_bytes
+from .routes import GET_ROUTES, POST_ROUTES
+
+if TYPE_CHECKING:
+    from .server import LifeServer
+
+__all__ = ["LifeHandler"]
+
+log = logging.getLogger(__name__)
+
+
+class LifeHandler(BaseHTTPRequestHandler):
+    """Routes: GET /status, /vitals, /health; POST /event.  JSON everywhere."""
+
+    server: LifeServer  # the server this handler serves (its `api`)
+    protocol_version = "HTTP/1.1"
+    server_version = "Life/1.0"
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # The stdlib calls this for requests it cannot parse: answer in JSON too.
+        try:
+            status = HTTPStatus(code)
+        except ValueError:
+            status = HTTPStatus.BAD_REQUEST
+        self.close_connection = True
+        body = json_bytes({"error": message or status.phrase})
+        self.send_response(status, message)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body)
+
+    GET_ROUTES = GET_ROUTES
+    POST_ROUTES = POST_ROUTES
+
+    def setup(self) -> None:
+        self.timeout = self.server.read_timeout  # a slow client cannot hold a thread forever
+        super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (ConnectionError, TimeoutError, socket.timeout) as exc:
+            log.debug("client %s: %r", self.client_address, exc)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s %s", self.address_string(), format % args)
+
+    # ---- dispatch ----
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def _dispatch(self, method: str) -> None:
+        path, _, query = self.path.partition("?")
+        api = self.server.api
+        try:
+            name = api.route(method, urlsplit(path).path or "/")
+            if name == "event":
+                self._check_token()
+                status, body, headers = self._post_event()
+            else:
+                if api.protect_get:
+                    self._check_token()
+                # By name, so a subclass can replace one endpoint (the benchmarks do).
+                status, body, headers = getattr(self, "_get_" + name)(query)
+        except BadRequest as exc:
+            status, body, headers = exc.status, json_bytes({"error": str(exc)}), exc.headers
+        except Exception:
+            log.exception("error handling %s %s", method, self.path)
+            status, body, headers = (HTTPStatus.INTERNAL_SERVER_ERROR,
+                                     json_bytes({"error": "internal server error"}), {})
+        self._send(status, body, headers)
+
+    def _send(self, status: HTTPStatus, body: bytes, headers: dict[str, str]) -> None:
+        # The whole response is ready before the status line goes out.
+        self.send_response(status)
+        if status != HTTPStatus.NOT_MODIFIED:
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if status != HTTPStatus.NOT_MODIFIED and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _check_token(self) -> None:
+        self.server.api.check_token(self.headers.get("X-API-Key"),
+                                    self.headers.get("Authorization"))
+
+    # ---- endpoints: the request logic is LifeApi's; these move the bytes ----
+
+    def _get_status(self, query: str) -> Response:
+        return self.server.api.status(query, self.headers.get("If-None-Match"))
+
+    def _get_vitals(self, query: str) -> Response:
+        return self.server.api.vitals(query)
+
+    def _get_health(self, query: str) -> Response:
+        return self.server.api.health(query)
+
+    def _post_event(self) -> Response:
+        raw_length = self.headers.get("Content-Length")
+        if raw_length is None:
+            self.close_connection = True
+            raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
+        try:
+            length = int(raw_length)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            self.close_connection = True
+            raise BadRequest(HTTPStatus.BAD_REQUEST,
+                             f"bad Content-Length {raw_length!r}") from None
+        limit = self.server.api.max_body
+        if length > limit:
+            self.close_connection = True  # the unread body must not be parsed as a request
+            raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                             f"event body is {length} bytes; the limit is {limit}")
+        return self.server.api.post_event(self.rfile.read(length))

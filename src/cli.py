@@ -1,0 +1,175 @@
+"""The command that runs the whole Life application: ``python -m src.main_server_api``.
+
+It wires the parts, each built here and nowhere else: the state (resumed from
+the newest valid snapshot), the snapshot manager, the event queue and
+generator, the snapshot persistence (its own thread), the runtime loop (its
+own thread, the one writer) and the API server; then it waits for
+SIGINT/SIGTERM and stops them in order, closing persistence last so the
+final snapshot reaches the disk.  Flags: ``python -m src.main_server_api --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from src.api.server import HOST, PORT, start_api_server
+from src.environment.event_queue import EventQueue
+from src.environment.generator import EventGenerator
+from src.runtime.loop import LoopConfig, run_loop
+from src.state.persistence import SnapshotPersistence, load_latest
+from src.state.snapshot_manager import StateSnapshotManager
+
+__all__ = ["main", "build_parser", "TOKEN_ENV"]
+
+log = logging.getLogger("src.api")  # the name the application has always logged under
+
+TOKEN_ENV = "LIFE_API_TOKEN"
+FLUSH_TIMEOUT = 3.0  # seconds the stop waits for the final snapshot to be written
+
+
+def _argument(convert: Callable[[str], Any], ok: Callable[[Any], bool], kind: str,
+              expected: str) -> Callable[[str], Any]:
+    """An argparse ``type=``: `convert` the text, then `ok` must hold, else a message."""
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
+        return value
+    return parse
+
+
+_positive_float = _argument(float, lambda x: math.isfinite(x) and x >= 0, "a number",
+                            "expected a finite number >= 0")
+_positive_int = _argument(int, lambda n: n >= 1, "an integer", "expected an integer >= 1")
+_port = _argument(int, lambda n: 0 <= n <= 65535, "a port number",
+                  "a port is 0-65535 (0 = any free port)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m src.main_server_api",
+        description="Run Life: the runtime loop (the one writer of the state), snapshot "
+                    "persistence and the HTTP API (the readers).  Stops gracefully on "
+                    "SIGINT/SIGTERM, saving a final snapshot.")
+    p.add_argument("--host", default=HOST, help=f"address to bind (default {HOST}; use 0.0.0.0 "
+                   "to expose the API beyond this machine - then set an API token)")
+    p.add_argument("--port", type=_port, default=PORT, help=f"port (default {PORT}; 0 = any free)")
+    p.add_argument("--tick-interval", type=_positive_float, default=1.0,
+                   help="seconds per tick (default 1.0; 0 runs flat out)")
+    p.add_argument("--snapshot-period", type=_positive_int, default=10,
+                   help="save a snapshot to disk every N ticks (default 10)")
+    p.add_argument("--data-dir", default="data",
+                   help="folder for snapshots (<data-dir>/snapshots; default ./data)")
+    p.add_argument("--keep-snapshots", type=_positive_int, default=20,
+                   help="snapshot files to keep (default 20)")
+    p.add_argument("--memory-cap", type=_positive_int, default=50,
+                   help="memory entries kept (default 50)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the event generator")
+    p.add_argument("--no-generator", action="store_true",
+                   help="no random environment events: only POSTed ones")
+    p.add_argument("--event-rate", type=_positive_float, default=0.67,
+                   help="mean generated events per tick (default 0.67, as the original)")
+    p.add_argument("--queue-size", type=_positive_int, default=100,
+                   help="event queue capacity (default 100; a full queue drops events)")
+    p.add_argument("--api-token", default=None,
+                   help=f"token required for POST (default: ${TOKEN_ENV}, else none); "
+                        "prefer the environment variable, command lines are visible to "
+                        "other users")
+    p.add_argument("--protect-get", action="store_true",
+                   help="require the API token for GET endpoints too")
+    p.add_argument("--max-connections", type=_positive_int, default=64,
+                   help="concurrent connections served (default 64; more get 503)")
+    p.add_argument("--read-timeout", type=_positive_float, default=10.0,
+                   help="seconds a connection may stay idle mid-request (default 10)")
+    p.add_argument("--log-level", default="INFO",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the application until SIGINT/SIGTERM; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    token = args.api_token if args.api_token is not None else os.environ.get(TOKEN_ENV) or None
+    data_dir = Path(args.data_dir)
+
+    state, path = load_latest(data_dir, memory_cap=args.memory_cap)
+    if path is None:
+        log.info("starting a fresh state (life_id %s)", state.life_id)
+    else:
+        log.info("resumed from %s at tick %d", path, state.ticks)
+    manager = StateSnapshotManager()
+    manager.update_snapshot(state)  # /status answers before the first tick
+    queue = EventQueue(args.queue_size)
+    stop = threading.Event()
+    generator = None if args.no_generator else EventGenerator(seed=args.seed,
+                                                              rate=args.event_rate)
+    # Built here, not by the loop: the command owns it and closes it after the loop.
+    persistence = SnapshotPersistence(data_dir, keep=args.keep_snapshots)
+    outcome: dict[str, Any] = {}
+
+    def loop_body() -> None:
+        try:
+            outcome["summary"] = run_loop(
+                state, LoopConfig(tick_interval=args.tick_interval,
+                                  snapshot_period=args.snapshot_period),
+                stop_event=stop, event_queue=queue, snapshot_manager=manager,
+                persistence=persistence, generator=generator)
+        except BaseException as exc:  # reported by main(); the server keeps answering /health
+            outcome["error"] = exc
+            log.exception("the runtime loop stopped with an error")
+            stop.set()
+
+    loop_thread = threading.Thread(target=loop_body, name="life-loop")
+    try:
+        server = start_api_server(manager, args.host, args.port, queue, vitals=state.vitals,
+                                  api_token=token,
+                                  protect_get=args.protect_get,
+                                  max_connections=args.max_connections,
+                                  read_timeout=args.read_timeout,
+                                  stall_after=max(5.0, 5 * args.tick_interval),
+                                  loop_thread=loop_thread)
+    except OSError as exc:
+        log.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
+        persistence.close(FLUSH_TIMEOUT)
+        return 2
+
+    def request_stop(signum: int, frame: Any) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, request_stop)
+    loop_thread.start()
+    log.info("Life API listening on %s (tick %.3g s, snapshots every %d ticks in %s%s)",
+             server.url, args.tick_interval, args.snapshot_period, data_dir / "snapshots",
+             ", POST needs a token" if token else "")
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        stop.set()
+        loop_thread.join()
+        server.shutdown()
+        if not persistence.close(FLUSH_TIMEOUT):
+            log.warning("the final snapshot was not written within %.0f s", FLUSH_TIMEOUT)
+    summary = outcome.get("summary")
+    if summary is not None:
+        saved = persistence.stats.last_tick is not None
+        log.info("stopped at tick %d after %d ticks (%d with errors); last snapshot on disk: %s",
+                 summary.last_tick, summary.ticks, summary.errors,
+                 persistence.stats.last_path if saved else "none")
+    return 1 if "error" in outcome else 0

@@ -1,0 +1,161 @@
+"""The persistence format of a `SelfState`, both directions, in one place.
+
+`encode_state` writes a frozen state as a JSON-ready dict: the original
+project's snapshot keys in its file order, after ``"schema_version"``
+(`SCHEMA_VERSION`).  Transient fields (``last_pattern``, ``activated_memory``)
+and the caps are not written; ``active`` is written for readers of the files
+and ignored on load.
+
+Reading is `check_header` (the version and the key set) and then
+`decode_state`, which validates every value and returns them as
+`DecodedState` without writing anywhere, so `SelfState.from_dict` builds a
+state only from data that is valid as a whole.  Vitals and parameters are
+clamped to their bounds as the original did on load (``ticks`` < 0 is an
+error); logs longer than their cap keep their newest entries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from csnapshot import FrozenDict
+
+from src.validation import finite_number, json_mapping, nonempty_str
+
+from .memory import MemoryEntry
+from .params import ADAPTATION_PARAMS_DEFAULT, LEARNING_PARAMS_DEFAULT, merged_param_changes
+from .vitals import (SUBJECTIVE_TIME_KEYS, VITAL_NAMES, SubjectiveTimeParams,
+                     checked_subjective_time_params)
+
+if TYPE_CHECKING:
+    from .frozen import FrozenState
+
+__all__ = ["SCHEMA_VERSION", "PERSISTED_KEYS", "encode_state", "check_header",
+           "decode_state", "DecodedState"]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+PERSISTED_KEYS = frozenset({
+    "schema_version", "life_id", "birth_timestamp", *VITAL_NAMES, "active", "recent_events",
+    "energy_history", "stability_history", "planning", "intelligence", "memory",
+    *SUBJECTIVE_TIME_KEYS, "learning_params", "adaptation_params", "adaptation_history"})
+
+# Which of `SelfState.caps` bounds each persisted log.
+_LOG_CAPS = {"memory": "memory_cap", "recent_events": "recent_events_cap",
+             "energy_history": "history_cap", "stability_history": "history_cap",
+             "adaptation_history": "adaptation_history_cap"}
+
+
+def encode_state(state: FrozenState) -> dict[str, Any]:
+    """Everything persistent of `state`, JSON-ready (O(size of the state))."""
+    v = state.vitals
+    out: dict[str, Any] = {"schema_version": SCHEMA_VERSION,
+                           "life_id": state.life_id,
+                           "birth_timestamp": state.birth_timestamp}
+    for name in ("age", "subjective_time", "ticks", "energy", "integrity", "stability",
+                 "fatigue", "tension"):
+        out[name] = getattr(v, name)
+    out["active"] = v.active  # derived; written for readers of the files, ignored on load
+    out["recent_events"] = state.recent_events.to_list()
+    out["last_significance"] = v.last_significance
+    out["energy_history"] = state.energy_history.to_list()
+    out["stability_history"] = state.stability_history.to_list()
+    out["planning"] = state.planning
+    out["intelligence"] = state.intelligence
+    out["memory"] = [e.to_dict() for e in state.memory]
+    for key, value in zip(SUBJECTIVE_TIME_KEYS, state.subjective_time_params):
+        out[key] = value
+    out["last_event_intensity"] = v.last_event_intensity
+    out["learning_params"] = state.learning_params
+    out["adaptation_params"] = state.adaptation_params
+    out["adaptation_history"] = state.adaptation_history.to_list()
+    return out
+
+
+def check_header(data: Mapping[str, Any]) -> None:
+    """ValueError unless `data` is this build's schema version with only known keys."""
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        raise ValueError(f"schema_version: this build reads version {SCHEMA_VERSION}, "
+                         f"got {version!r}" if "schema_version" in data else
+                         "schema_version: missing (not a SelfState.to_dict() snapshot?)")
+    unknown = sorted(str(k) for k in data if k not in PERSISTED_KEYS)
+    if unknown:
+        raise ValueError(f"unknown field(s): {', '.join(unknown)}")
+
+
+class DecodedState(NamedTuple):
+    """The validated parts of a persisted state (identity aside), ready to load."""
+
+    vitals: dict[str, float | int]
+    subjective_time_params: SubjectiveTimeParams
+    memory: list[MemoryEntry]
+    recent_events: list[str]
+    energy_history: list[float]
+    stability_history: list[float]
+    adaptation_history: list[FrozenDict[str, Any]]
+    learning_params: dict[str, FrozenDict[str, float]]
+    adaptation_params: dict[str, FrozenDict[str, float]]
+    planning: FrozenDict[str, Any]
+    intelligence: FrozenDict[str, Any]
+
+
+def decode_state(data: Mapping[str, Any], caps: Mapping[str, int]) -> DecodedState:
+    """Every value of `data` (after `check_header`) validated; missing keys are left out.
+
+    `caps` are the caps of the state it will be loaded into (`SelfState.caps`).
+    Raises TypeError/ValueError/KeyError naming the field.
+    """
+    vitals: dict[str, float | int] = {}
+    for name in VITAL_NAMES:
+        if name in data:
+            vitals[name] = finite_number(name, data[name])
+    if "ticks" in vitals:
+        ticks = data["ticks"]
+        if isinstance(ticks, float) and ticks.is_integer():
+            ticks = int(ticks)
+        if not isinstance(ticks, int) or ticks < 0:
+            raise ValueError(f"ticks: expected an int >= 0, got {data['ticks']!r}")
+        vitals["ticks"] = ticks
+    if "active" in data and not isinstance(data["active"], bool):
+        raise ValueError(f"active: expected a bool, got {data['active']!r}")
+    st = checked_subjective_time_params(
+        {name: data[key] for name, key in zip(SubjectiveTimeParams._fields, SUBJECTIVE_TIME_KEYS)
+         if key in data}, prefix="subjective_time_")
+
+    def entries(key: str) -> list[Any]:
+        value = data.get(key, [])
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key}: expected a list, got {type(value).__name__}")
+        cap = caps[_LOG_CAPS[key]]
+        if len(value) > cap:
+            logger.warning("%s: %d entries in the data, cap %d: keeping the newest",
+                           key, len(value), cap)
+            return list(value[len(value) - cap:])
+        return list(value)
+
+    memory = []
+    for i, item in enumerate(entries("memory")):
+        try:
+            memory.append(MemoryEntry.from_dict(item))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"memory[{i}]: {exc}") from None
+    events = [nonempty_str(f"recent_events[{i}]", e)
+              for i, e in enumerate(entries("recent_events"))]
+    energy = [finite_number(f"energy_history[{i}]", x)
+              for i, x in enumerate(entries("energy_history"))]
+    stability = [finite_number(f"stability_history[{i}]", x)
+                 for i, x in enumerate(entries("stability_history"))]
+    adaptation = [json_mapping(f"adaptation_history[{i}]", r)
+                  for i, r in enumerate(entries("adaptation_history"))]
+    learning = merged_param_changes("learning_params", LEARNING_PARAMS_DEFAULT,
+                                    data.get("learning_params", {}))
+    adaptation_params = merged_param_changes("adaptation_params", ADAPTATION_PARAMS_DEFAULT,
+                                             data.get("adaptation_params", {}))
+    return DecodedState(vitals, st, memory, events, energy, stability, adaptation, learning,
+                        adaptation_params, json_mapping("planning", data.get("planning", {})),
+                        json_mapping("intelligence", data.get("intelligence", {})))

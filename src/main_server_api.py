@@ -209,6 +209,7 @@ class LifeServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+    persistence_health: Any = None  # a callable -> dict (SnapshotPersistence.health) for /health
 
     def __init__(self, address: tuple[str, int], snapshot_manager: StateSnapshotManager, *,
                  event_queue: EventQueue | None = None, api_token: str | None = None,
@@ -475,6 +476,10 @@ class LifeHandler(BaseHTTPRequestHandler):
         body.update(status="stalled" if stalled else "ok", tick=snapshot.tick,
                     snapshot_version=snapshot.version, last_tick_age_s=round(age, 4),
                     ticks_per_second=round(rate, 2))
+        if server.persistence_health is not None:  # saves failing: "degraded", still a 200
+            body["persistence"] = persisted = server.persistence_health()
+            if not stalled and persisted["status"] != "ok":
+                body["status"] = "degraded"
         status = HTTPStatus.SERVICE_UNAVAILABLE if stalled else HTTPStatus.OK
         return status, _json_bytes(body), {"Cache-Control": "no-store"}
 
@@ -601,6 +606,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for snapshots (<data-dir>/snapshots; default ./data)")
     p.add_argument("--keep-snapshots", type=_positive_int, default=20,
                    help="snapshot files to keep (default 20)")
+    p.add_argument("--max-snapshot-bytes", type=_positive_int, default=16 * 2**20,
+                   help="larger snapshot files are not loaded (default 16 MiB)")
     p.add_argument("--memory-cap", type=_positive_int, default=50,
                    help="memory entries kept (default 50)")
     p.add_argument("--seed", type=int, default=None, help="seed of the event generator")
@@ -628,16 +635,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the application until SIGINT/SIGTERM; returns the exit status."""
     from src.environment.generator import EventGenerator
-    from src.runtime.loop import run_loop
-    from src.state.persistence import load_latest
+    from src.runtime.loop import FLUSH_TIMEOUT, run_loop
+    from src.state.data_dir import DataDirError, open_data_dir
+    from src.state.persistence import FinalSaveError, SnapshotPersistence, load_latest
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     token = args.api_token if args.api_token is not None else os.environ.get(TOKEN_ENV) or None
     data_dir = Path(args.data_dir)
+    try:  # checked, and locked for as long as this process runs (the kernel drops it at exit)
+        data_lock = open_data_dir(data_dir)  # noqa: F841 - held, not used
+    except DataDirError as exc:
+        log.error("%s", exc)
+        return 2
 
-    state, path = load_latest(data_dir, memory_cap=args.memory_cap)
+    state, path = load_latest(data_dir, memory_cap=args.memory_cap,
+                              max_bytes=args.max_snapshot_bytes)
+    persistence = SnapshotPersistence(data_dir, keep=args.keep_snapshots,
+                                      max_bytes=args.max_snapshot_bytes)
     if path is None:
         log.info("starting a fresh state (life_id %s)", state.life_id)
     else:
@@ -655,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
             outcome["summary"] = run_loop(
                 state, tick_interval=args.tick_interval, snapshot_period=args.snapshot_period,
                 stop_event=stop, event_queue=queue, snapshot_manager=manager,
-                data_dir=data_dir, keep_snapshots=args.keep_snapshots, generator=generator)
+                persistence=persistence, generator=generator)
         except BaseException as exc:  # reported by main(); the server keeps answering /health
             outcome["error"] = exc
             log.exception("the runtime loop stopped with an error")
@@ -672,6 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
         return 2
+    server.persistence_health = persistence.health
 
     def request_stop(signum: int, frame: Any) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
@@ -691,12 +708,16 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         loop_thread.join()
         server.shutdown()
+    try:
+        final_path = persistence.finish(FLUSH_TIMEOUT)
+    except FinalSaveError as exc:  # the final state is not on disk: not a clean stop
+        log.error("%s", exc)
+        outcome.setdefault("error", exc)
+        final_path = None
     summary = outcome.get("summary")
     if summary is not None:
-        saved = summary.persistence is not None and summary.persistence.last_tick is not None
         log.info("stopped at tick %d after %d ticks (%d with errors); last snapshot on disk: %s",
-                 summary.last_tick, summary.ticks, summary.errors,
-                 summary.persistence.last_path if saved else "none")
+                 summary.last_tick, summary.ticks, summary.errors, final_path or "none")
     return 1 if "error" in outcome else 0
 
 

@@ -24,7 +24,9 @@ from src.api.server import HOST, PORT, start_api_server
 from src.environment.event_queue import EventQueue
 from src.environment.generator import EventGenerator
 from src.runtime.loop import LoopConfig, run_loop
-from src.state.persistence import SnapshotPersistence, load_latest
+from src.state.data_dir import DataDirError, open_data_dir
+from src.state.persistence import (MAX_SNAPSHOT_BYTES_DEFAULT, FinalSaveError,
+                                   SnapshotPersistence, load_latest)
 from src.state.snapshot_manager import StateSnapshotManager
 
 __all__ = ["main", "build_parser", "TOKEN_ENV"]
@@ -73,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for snapshots (<data-dir>/snapshots; default ./data)")
     p.add_argument("--keep-snapshots", type=_positive_int, default=20,
                    help="snapshot files to keep (default 20)")
+    p.add_argument("--max-snapshot-bytes", type=_positive_int, default=MAX_SNAPSHOT_BYTES_DEFAULT,
+                   help="larger snapshot files are not loaded "
+                        f"(default {MAX_SNAPSHOT_BYTES_DEFAULT // 2**20} MiB)")
     p.add_argument("--memory-cap", type=_positive_int, default=50,
                    help="memory entries kept (default 50)")
     p.add_argument("--seed", type=int, default=None, help="seed of the event generator")
@@ -104,8 +109,14 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     token = args.api_token if args.api_token is not None else os.environ.get(TOKEN_ENV) or None
     data_dir = Path(args.data_dir)
+    try:  # checked, and locked for as long as this process runs (the kernel drops it at exit)
+        data_lock = open_data_dir(data_dir)
+    except DataDirError as exc:
+        log.error("%s", exc)
+        return 2
 
-    state, path = load_latest(data_dir, memory_cap=args.memory_cap)
+    state, path = load_latest(data_dir, memory_cap=args.memory_cap,
+                              max_bytes=args.max_snapshot_bytes)
     if path is None:
         log.info("starting a fresh state (life_id %s)", state.life_id)
     else:
@@ -117,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     generator = None if args.no_generator else EventGenerator(seed=args.seed,
                                                               rate=args.event_rate)
     # Built here, not by the loop: the command owns it and closes it after the loop.
-    persistence = SnapshotPersistence(data_dir, keep=args.keep_snapshots)
+    persistence = SnapshotPersistence(data_dir, keep=args.keep_snapshots,
+                                      max_bytes=args.max_snapshot_bytes)
     outcome: dict[str, Any] = {}
 
     def loop_body() -> None:
@@ -140,10 +152,12 @@ def main(argv: list[str] | None = None) -> int:
                                   max_connections=args.max_connections,
                                   read_timeout=args.read_timeout,
                                   stall_after=max(5.0, 5 * args.tick_interval),
-                                  loop_thread=loop_thread)
+                                  loop_thread=loop_thread,
+                                  persistence_health=persistence.health)
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
         persistence.close(FLUSH_TIMEOUT)
+        data_lock.close()
         return 2
 
     def request_stop(signum: int, frame: Any) -> None:
@@ -164,12 +178,16 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         loop_thread.join()
         server.shutdown()
-        if not persistence.close(FLUSH_TIMEOUT):
-            log.warning("the final snapshot was not written within %.0f s", FLUSH_TIMEOUT)
+    try:
+        final_path = persistence.finish(FLUSH_TIMEOUT)
+    except FinalSaveError as exc:  # the final state is not on disk: not a clean stop
+        log.error("%s", exc)
+        outcome.setdefault("error", exc)
+        final_path = None
+    finally:
+        data_lock.close()
     summary = outcome.get("summary")
     if summary is not None:
-        saved = persistence.stats.last_tick is not None
         log.info("stopped at tick %d after %d ticks (%d with errors); last snapshot on disk: %s",
-                 summary.last_tick, summary.ticks, summary.errors,
-                 persistence.stats.last_path if saved else "none")
+                 summary.last_tick, summary.ticks, summary.errors, final_path or "none")
     return 1 if "error" in outcome else 0

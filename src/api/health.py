@@ -46,8 +46,13 @@ class TickRate:
 
 def health_response(snapshot: StateSnapshot | None, queue: EventQueue | None,
                     loop_alive: bool | None, tick_rate: TickRate,
-                    stall_after: float) -> Response:
-    """200 ``ok``, or 503 ``starting`` (nothing published) / ``stalled`` (too old, or no loop)."""
+                    stall_after: float, persistence: dict[str, Any] | None = None) -> Response:
+    """200 ``ok``, or 503 ``starting`` (nothing published) / ``stalled`` (too old, or no loop).
+
+    `persistence` (``SnapshotPersistence.health()``) is reported as is; while
+    saves fail a live loop's status is ``degraded``, still a 200: the API
+    serves, but what it serves is not reaching the disk.
+    """
     body: dict[str, Any] = {
         "queue_depth": None if queue is None else len(queue),
         "events_dropped": None if queue is None else queue.dropped,
@@ -62,5 +67,9 @@ def health_response(snapshot: StateSnapshot | None, queue: EventQueue | None,
     body.update(status="stalled" if stalled else "ok", tick=snapshot.tick,
                 snapshot_version=snapshot.version, last_tick_age_s=round(age, 4),
                 ticks_per_second=round(rate, 2))
+    if persistence is not None:
+        body["persistence"] = persistence
+        if not stalled and persistence.get("status") != "ok":
+            body["status"] = "degraded"
     status = HTTPStatus.SERVICE_UNAVAILABLE if stalled else HTTPStatus.OK
     return status, json_bytes(body), {"Cache-Control": "no-store"}

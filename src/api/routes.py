@@ -20,7 +20,9 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from http import HTTPStatus
+from typing import Any
 
 from csnapshot import Vitals
 
@@ -53,13 +55,16 @@ class LifeApi:
     record version.  `event_queue`: where ``POST /event`` puts events (None:
     503).  `api_token` protects POST (and GET with `protect_get`).
     `stall_after`: seconds without a publish before ``/health`` says
-    stalled; `loop_thread`, if given, is checked by ``/health`` too.
+    stalled; `loop_thread`, if given, is checked by ``/health`` too;
+    `persistence_health`, if given (``SnapshotPersistence.health``), is
+    reported by ``/health`` as its ``persistence`` block.
     """
 
     def __init__(self, snapshot_manager: StateSnapshotManager, *, vitals: Vitals | None = None,
                  event_queue: EventQueue | None = None, api_token: str | None = None,
                  protect_get: bool = False, stall_after: float = 5.0,
-                 loop_thread: threading.Thread | None = None, max_body: int = MAX_BODY) -> None:
+                 loop_thread: threading.Thread | None = None, max_body: int = MAX_BODY,
+                 persistence_health: Callable[[], dict[str, Any]] | None = None) -> None:
         if not isinstance(snapshot_manager, StateSnapshotManager):
             raise TypeError("start_api_server() needs a StateSnapshotManager, got "
                             f"{type(snapshot_manager).__name__}")
@@ -78,6 +83,7 @@ class LifeApi:
         self.protect_get = protect_get
         self.stall_after = float(stall_after)
         self.loop_thread = loop_thread
+        self.persistence_health = persistence_health
         self.max_body = max_body
         self.status_cache = StatusCache()
         self.tick_rate = TickRate()
@@ -164,9 +170,11 @@ class LifeApi:
         if query:
             raise BadRequest(HTTPStatus.BAD_REQUEST, "/health takes no query parameters")
         loop = self.loop_thread
+        persistence = self.persistence_health
         return health_response(self.snapshot_manager.get_snapshot(), self.event_queue,
                                None if loop is None else loop.is_alive(), self.tick_rate,
-                               self.stall_after)
+                               self.stall_after,
+                               None if persistence is None else persistence())
 
     # ---- POST ----
 

@@ -74,6 +74,15 @@ class LifeServer(ThreadingHTTPServer):
         return self.api.status_cache
 
     @property
+    def persistence_health(self) -> Any:
+        """The callable whose dict ``/health`` reports as ``persistence`` (or None)."""
+        return self.api.persistence_health
+
+    @persistence_health.setter
+    def persistence_health(self, health: Any) -> None:
+        self.api.persistence_health = health
+
+    @property
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host}:{port}"

@@ -26,6 +26,23 @@ from .cow import (CowDict, FrozenDict, LogView, PublishCell, SnapshotLog, freeze
 _native_vitals: Any
 IMPLEMENTATION: str
 
+
+def _fallback_reason(exc: ImportError) -> str:
+    """What actually happened, for the fallback's warning.
+
+    A source checkout that was never built has no ``_vitals`` binary beside
+    this file; Python then reports the failed import as "partially initialized
+    module ... (most likely due to a circular import)", which misleads.
+    """
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    if not any(name.startswith("_vitals.") and name.endswith((".so", ".pyd"))
+               for name in _os.listdir(here)):
+        return (f"csnapshot: the compiled extension is not built in {here} (a source checkout "
+                "on sys.path?); using the pure-Python implementation. Build it in place with "
+                "`pip install -e .`")
+    return (f"csnapshot: the compiled extension in {here} could not be imported ({exc}); "
+            "using the pure-Python implementation")
+
 if TYPE_CHECKING:
     from ._vitals import Vitals as Vitals
 else:
@@ -35,13 +52,7 @@ else:
         if _os.environ.get("CSNAPSHOT_REQUIRE_NATIVE"):
             raise
         _native_vitals = None
-        _warnings.warn(
-            f"csnapshot: the compiled extension could not be imported ({_exc}); "
-            "using the pure-Python implementation (if this is a source checkout on "
-            "sys.path, build it in place with `pip install -e .`)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        _warnings.warn(_fallback_reason(_exc), RuntimeWarning, stacklevel=2)
         Vitals = PyVitals
         IMPLEMENTATION = "python"
     else:

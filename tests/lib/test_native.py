@@ -47,6 +47,9 @@ def test_fallback_to_python_twin_warns(tmp_path):
                          env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["python", "True"]
     assert "RuntimeWarning" in out.stderr and "pure-Python" in out.stderr
+    # It says what happened (nothing compiled there), not Python's "circular import" guess.
+    assert "not built in" in out.stderr and "pip install -e ." in out.stderr, out.stderr
+    assert "circular" not in out.stderr, out.stderr
     env["CSNAPSHOT_REQUIRE_NATIVE"] = "1"
     out = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=env,
                          capture_output=True, text=True)

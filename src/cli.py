@@ -14,12 +14,15 @@ import argparse
 import logging
 import math
 import os
+import select
 import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import csnapshot
+from src.api.routes import check_api_token
 from src.api.server import HOST, PORT, start_api_server
 from src.environment.event_queue import EventQueue
 from src.environment.generator import EventGenerator
@@ -53,6 +56,8 @@ def _argument(convert: Callable[[str], Any], ok: Callable[[Any], bool], kind: st
 
 _positive_float = _argument(float, lambda x: math.isfinite(x) and x >= 0, "a number",
                             "expected a finite number >= 0")
+_seconds = _argument(float, lambda x: math.isfinite(x) and x > 0, "a number",
+                     "expected a finite number of seconds > 0")
 _positive_int = _argument(int, lambda n: n >= 1, "an integer", "expected an integer >= 1")
 _port = _argument(int, lambda n: 0 <= n <= 65535, "a port number",
                   "a port is 0-65535 (0 = any free port)")
@@ -95,10 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="require the API token for GET endpoints too")
     p.add_argument("--max-connections", type=_positive_int, default=64,
                    help="concurrent connections served (default 64; more get 503)")
-    p.add_argument("--read-timeout", type=_positive_float, default=10.0,
+    p.add_argument("--read-timeout", type=_seconds, default=10.0,
                    help="seconds a connection may stay idle mid-request (default 10)")
-    p.add_argument("--log-level", default="INFO",
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
+    p.add_argument("--log-level", default="INFO", type=str.upper,
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="default INFO (any case)")
     return p
 
 
@@ -107,7 +113,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    token = args.api_token if args.api_token is not None else os.environ.get(TOKEN_ENV) or None
+    if csnapshot.IMPLEMENTATION != "native":  # the twin is a reference, not a server's core
+        log.error("csnapshot's compiled extension is not importable here, only its pure-Python "
+                  "fallback; build it into this checkout with `pip install -e .`")
+        return 2
+    token = args.api_token if args.api_token is not None else os.environ.get(TOKEN_ENV)
+    if token is not None:
+        try:
+            check_api_token(token)
+        except ValueError as exc:
+            where = "--api-token" if args.api_token is not None else f"${TOKEN_ENV}"
+            log.error("%s: %s", where, exc)
+            return 2
     data_dir = Path(args.data_dir)
     try:  # checked, and locked for as long as this process runs (the kernel drops it at exit)
         data_lock = open_data_dir(data_dir)
@@ -160,21 +177,32 @@ def main(argv: list[str] | None = None) -> int:
         data_lock.close()
         return 2
 
-    def request_stop(signum: int, frame: Any) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
+    # A signal handler may only record the signal: `stop.set()` takes the
+    # Event's lock, and a second signal arriving while the first handler holds
+    # it would block the main thread on its own lock for ever.  The wake-up fd
+    # makes the main thread's select() return at once; it then stops the rest.
+    signals: list[int] = []
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    if on_main_thread:
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, request_stop)
+            signal.signal(sig, lambda signum, frame: signals.append(signum))
     loop_thread.start()
     log.info("Life API listening on %s (tick %.3g s, snapshots every %d ticks in %s%s)",
              server.url, args.tick_interval, args.snapshot_period, data_dir / "snapshots",
              ", POST needs a token" if token else "")
     try:
-        while not stop.wait(0.5):
-            pass
+        while not signals and not stop.is_set():  # the loop sets `stop` if it dies
+            select.select([wake_r], [], [], 0.5)
+        if signals:
+            log.info("received %s: stopping", signal.Signals(signals[0]).name)
     finally:
+        if on_main_thread:
+            signal.set_wakeup_fd(-1)
+        os.close(wake_r)
+        os.close(wake_w)
         stop.set()
         loop_thread.join()
         server.shutdown()

@@ -38,7 +38,7 @@ from .errors import BadRequest, Response, json_bytes
 from .health import TickRate, health_response
 from .query import parse_status_query
 
-__all__ = ["LifeApi", "MAX_BODY", "GET_ROUTES", "POST_ROUTES"]
+__all__ = ["LifeApi", "MAX_BODY", "GET_ROUTES", "POST_ROUTES", "check_api_token"]
 
 MAX_BODY = 16 * 1024  # largest accepted POST body, bytes
 GET_ROUTES = ("/status", "/vitals", "/health")
@@ -72,8 +72,8 @@ class LifeApi:
         if not is_number(stall_after) or not stall_after > 0:
             raise ValueError(f"stall_after must be a positive number of seconds, "
                              f"got {stall_after!r}")
-        if api_token is not None and (not isinstance(api_token, str) or not api_token):
-            raise ValueError("api_token must be a non-empty string or None")
+        if api_token is not None:
+            check_api_token(api_token)
         if vitals is not None and not hasattr(vitals, "read_versioned"):
             raise TypeError(f"vitals must be a csnapshot.Vitals record, got {vitals!r}")
         self.snapshot_manager = snapshot_manager
@@ -209,6 +209,22 @@ class LifeApi:
         return (HTTPStatus.ACCEPTED,
                 json_bytes({"accepted": True, "type": event.type, "intensity": event.intensity,
                             "queue_depth": len(queue)}), {})
+
+
+def check_api_token(token: object) -> str:
+    """`token` if it can be sent in a header and matched: printable ASCII, no spaces.
+
+    A token with non-ASCII characters or surrounding spaces could never match
+    what a client sends (headers are ASCII, and their spaces are stripped), so
+    it is refused when the server starts rather than locking every client out.
+    """
+    if not isinstance(token, str) or not token:
+        raise ValueError(f"the API token must be a non-empty string, got {token!r}")
+    bad = sorted({c for c in token if not "!" <= c <= "~"})
+    if bad:
+        raise ValueError("the API token may hold only printable ASCII without spaces "
+                         f"(33-126); it has {', '.join(repr(c) for c in bad[:5])}")
+    return token
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:

@@ -10,13 +10,14 @@ cap is a caller's bug, not the number 1.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from csnapshot import FrozenDict, freeze_value
 
 __all__ = ["MAX_JSON_DEPTH", "is_int", "is_number", "is_finite_number", "finite_number", "number_in_range", "positive_int",
-           "nonempty_str", "check_json", "json_mapping"]
+           "nonempty_str", "check_json", "json_mapping", "json_text_depth"]
 
 # Deeper than any structure the application builds (adaptation records are 4
 # levels) and shallow enough that a cycle or a hostile body fails fast.
@@ -78,6 +79,30 @@ def nonempty_str(where: str, value: object) -> str:
     if not value:
         raise ValueError(f"{where}: must not be empty")
     return value
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+
+
+def json_text_depth(text: bytes) -> int:
+    """How deep the arrays and objects of JSON `text` nest (0 for a scalar).
+
+    Measured on the text, before parsing: ``json.loads`` recurses once per
+    level, so a small hostile body (``[[[[...]]]]``) would otherwise reach the
+    interpreter's recursion limit before `check_json` could refuse it.
+    Strings are dropped first, so brackets inside them do not count.
+    """
+    brackets = _STRING.sub(b"", text).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in brackets:
+        if byte in b"[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        else:
+            depth -= 1
+    return deepest
 
 
 def check_json(where: str, value: object, depth: int = 0) -> None:

@@ -43,6 +43,11 @@ class LifeHandler(BaseHTTPRequestHandler):
             status = HTTPStatus.BAD_REQUEST
         self.close_connection = True
         body = json_bytes({"error": message or status.phrase})
+        if self.request_version == "HTTP/0.9":
+            # The stdlib leaves the version at its HTTP/0.9 default when the request
+            # line does not parse (or names HTTP/2), and then sends no status line
+            # at all.  This server speaks HTTP/1.x only: always answer with one.
+            self.request_version = "HTTP/1.1"
         self.send_response(status, message)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -142,6 +147,14 @@ class LifeHandler(BaseHTTPRequestHandler):
         return self.server.api.health(query)
 
     def _post_event(self) -> Response:
+        # A browser can send a cross-origin text/plain POST without a preflight;
+        # it cannot send application/json without one (CORS), so require it.
+        media_type = (self.headers.get("Content-Type") or "").partition(";")[0].strip().lower()
+        if media_type != "application/json":
+            self.close_connection = True  # the body is not read: it must not become a request
+            raise BadRequest(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                             "POST /event takes Content-Type: application/json, got "
+                             f"{media_type or 'none'}")
         raw_length = self.headers.get("Content-Length")
         if raw_length is None:
             self.close_connection = True
@@ -159,4 +172,9 @@ class LifeHandler(BaseHTTPRequestHandler):
             self.close_connection = True  # the unread body must not be parsed as a request
             raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                              f"event body is {length} bytes; the limit is {limit}")
-        return self.server.api.post_event(self.rfile.read(length))
+        data = self.rfile.read(length)
+        if len(data) < length:  # the client closed the connection mid-body
+            self.close_connection = True
+            raise BadRequest(HTTPStatus.BAD_REQUEST,
+                             f"the body ended after {len(data)} of {length} bytes")
+        return self.server.api.post_event(data)

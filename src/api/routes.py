@@ -31,7 +31,7 @@ from src.environment.event_queue import EventQueue
 from src.state.snapshot_manager import StateSnapshot, StateSnapshotManager
 from src.state.status import status_view
 from src.state.vitals import VitalValues
-from src.validation import is_number, positive_int
+from src.validation import MAX_JSON_DEPTH, is_number, json_text_depth, positive_int
 
 from .cache import StatusCache
 from .errors import BadRequest, Response, json_bytes
@@ -100,9 +100,10 @@ class LifeApi:
     def route(method: str, path: str) -> str:
         """The endpoint's name (``status``, ``vitals``, ``health``, ``event``), or 404/405."""
         if path in GET_ROUTES:
-            if method != "GET":
+            if method not in ("GET", "HEAD"):  # HEAD: the GET's headers, no body
                 raise BadRequest(HTTPStatus.METHOD_NOT_ALLOWED,
-                                 f"{method} is not allowed on {path}; use GET", {"Allow": "GET"})
+                                 f"{method} is not allowed on {path}; use GET",
+                                 {"Allow": "GET, HEAD"})
         elif path in POST_ROUTES:
             if method != "POST":
                 raise BadRequest(HTTPStatus.METHOD_NOT_ALLOWED,
@@ -181,6 +182,9 @@ class LifeApi:
     def post_event(self, data: bytes) -> Response:
         """Queue the event in the JSON body ``{type, intensity?, timestamp?, metadata?}``."""
         queue = self.event_queue
+        if json_text_depth(data) > MAX_JSON_DEPTH:
+            raise BadRequest(HTTPStatus.BAD_REQUEST,
+                             f"the body nests deeper than {MAX_JSON_DEPTH} levels")
         try:
             payload = json.loads(data)
         except (ValueError, UnicodeDecodeError):
@@ -195,10 +199,16 @@ class LifeApi:
                              f"{', '.join(_EVENT_FIELDS)}")
         if "type" not in payload:
             raise BadRequest(HTTPStatus.BAD_REQUEST, "'type' is required")
+        metadata = payload.get("metadata")
+        if metadata is None:  # absent, or JSON null: no metadata
+            metadata = {}
+        elif not isinstance(metadata, dict):  # never silently dropped: 0, false, "", []
+            raise BadRequest(HTTPStatus.BAD_REQUEST,
+                             f"'metadata' must be a JSON object, got {json.dumps(metadata)}")
         try:
             event = Event(type=payload["type"], intensity=payload.get("intensity", 0.0),
                           timestamp=payload.get("timestamp", time.time()),
-                          metadata=payload.get("metadata") or {})
+                          metadata=metadata)
         except (TypeError, ValueError) as exc:
             raise BadRequest(HTTPStatus.BAD_REQUEST, f"invalid event: {exc}") from None
         if queue is None:

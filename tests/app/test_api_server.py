@@ -35,8 +35,11 @@ DEFAULT_KEYS = {"life_id", "birth_timestamp", "age", "subjective_time", "ticks",
 def request(server, method, path, body=None, headers=None):
     host, port = server.server_address[:2]
     conn = http.client.HTTPConnection(host, port, timeout=10)
+    headers = dict(headers or {})
+    if method == "POST" and body is not None:  # what a JSON client sends (415 without it)
+        headers.setdefault("Content-Type", "application/json")
     try:
-        conn.request(method, path, body=body, headers=headers or {})
+        conn.request(method, path, body=body, headers=headers)
         r = conn.getresponse()
         data = r.read()
         return r.status, {k.lower(): v for k, v in r.getheaders()}, data
@@ -184,7 +187,7 @@ def test_unknown_path_and_wrong_method(server):
     status, _, body = get_json(server, "/nope")
     assert status == 404 and "nope" in body["error"]
     status, headers, data = request(server, "DELETE", "/status")
-    assert status == 405 and headers["allow"] == "GET" and "error" in json.loads(data)
+    assert status == 405 and headers["allow"] == "GET, HEAD" and "error" in json.loads(data)
     status, headers, data = request(server, "GET", "/event")
     assert status == 405 and headers["allow"] == "POST"
 

@@ -1,0 +1,131 @@
+"""Hostile and malformed requests: every answer is an HTTP/1.1 status line and a JSON error.
+
+Raw sockets, so the bytes sent are exactly the bytes under test (http.client
+would fix up a malformed request before sending it).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from src.environment.event_queue import EventQueue
+from src.main_server_api import start_api_server
+from src.state.self_state import SelfState
+from src.state.snapshot_manager import StateSnapshotManager
+
+
+@pytest.fixture
+def server():
+    state = SelfState()
+    manager = StateSnapshotManager()
+    manager.update_snapshot(state)
+    srv = start_api_server(manager, "127.0.0.1", 0, EventQueue(8), vitals=state.vitals)
+    yield srv
+    srv.shutdown()
+
+
+def exchange(server, raw: bytes, *, half_close: bool = True) -> bytes:
+    """Send `raw`, read until the server closes (or 5 s of silence)."""
+    with socket.create_connection(server.server_address[:2], timeout=5) as sock:
+        sock.sendall(raw)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks)
+
+
+def parse(response: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    version, status, *_ = lines[0].split(" ", 2)
+    assert version == "HTTP/1.1", lines[0]
+    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+    return int(status), headers, body
+
+
+def post(body: bytes, content_type: str | None = "application/json", length: int | None = None):
+    head = [b"POST /event HTTP/1.1", b"Host: 127.0.0.1"]
+    if content_type is not None:
+        head.append(b"Content-Type: " + content_type.encode())
+    head.append(b"Content-Length: %d" % (len(body) if length is None else length))
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+@pytest.mark.parametrize("raw, status", [
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET / HTTP/2.0\r\n\r\n", 505),
+    (b"GET /status HTTP/9\r\n\r\n", 400),
+])
+def test_unparseable_request_lines_get_a_status_line_and_json(server, raw, status):
+    got, headers, body = parse(exchange(server, raw))
+    assert got == status
+    assert headers["content-type"] == "application/json" and "error" in json.loads(body)
+
+
+def test_a_deeply_nested_body_is_a_400_naming_the_depth_limit(server):
+    body = b"[" * 5000 + b"]" * 5000  # under the 16 KB body limit
+    status, _, data = parse(exchange(server, post(body)))
+    assert status == 400 and "deeper than 32" in json.loads(data)["error"]
+
+
+@pytest.mark.parametrize("metadata", ["0", "false", '""', "[]", "1.5", '"x"'])
+def test_metadata_that_is_not_an_object_is_a_400_naming_it(server, metadata):
+    body = b'{"type": "shock", "metadata": ' + metadata.encode() + b"}"
+    status, _, data = parse(exchange(server, post(body)))
+    assert status == 400 and "'metadata'" in json.loads(data)["error"]
+    assert len(server.event_queue) == 0
+
+
+def test_null_or_absent_metadata_is_no_metadata(server):
+    for body in (b'{"type": "shock", "metadata": null}', b'{"type": "shock"}'):
+        status, _, _ = parse(exchange(server, post(body)))
+        assert status == 202
+    assert len(server.event_queue) == 2
+
+
+def test_a_truncated_body_is_refused_not_accepted(server):
+    body = b'{"type": "shock"}'
+    raw = post(body + b"   ", length=len(body) + 40)  # promises 40 more bytes, then closes
+    status, headers, data = parse(exchange(server, raw))
+    assert status == 400 and "ended after" in json.loads(data)["error"]
+    assert headers.get("connection") == "close"
+    assert len(server.event_queue) == 0
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_post_event_needs_a_json_content_type(server, content_type):
+    status, headers, data = parse(exchange(server, post(b'{"type": "shock"}', content_type)))
+    assert status == 415 and "application/json" in json.loads(data)["error"]
+    assert len(server.event_queue) == 0
+
+
+def test_json_content_type_with_parameters_is_accepted(server):
+    status, _, _ = parse(exchange(server, post(b'{"type": "shock"}',
+                                               "Application/JSON; charset=utf-8")))
+    assert status == 202
+
+
+@pytest.mark.parametrize("path", ["/status", "/vitals", "/health"])
+def test_head_gives_the_get_headers_without_a_body(server, path):
+    got_head = exchange(server, b"HEAD " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                        b"Connection: close\r\n\r\n")
+    status, headers, body = parse(got_head)
+    assert status == 200 and body == b""
+    assert int(headers["content-length"]) > 0 and headers["content-type"] == "application/json"
+
+
+def test_head_on_post_routes_is_405(server):
+    status, headers, _ = parse(exchange(server, b"HEAD /event HTTP/1.1\r\nHost: x\r\n"
+                                        b"Connection: close\r\n\r\n"))
+    assert status == 405 and headers["allow"] == "POST"

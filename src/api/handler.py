@@ -34,6 +34,8 @@ class LifeHandler(BaseHTTPRequestHandler):
     server: LifeServer  # the server this handler serves (its `api`)
     protocol_version = "HTTP/1.1"
     server_version = "Life/1.0"
+    _length = 0          # this request's Content-Length (checked by _framing)
+    _body_read = False   # whether the body was read: an unread one closes the connection
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # The stdlib calls this for requests it cannot parse: answer in JSON too.
@@ -99,7 +101,9 @@ class LifeHandler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         path, _, query = self.path.partition("?")
         api = self.server.api
+        self._body_read = False
         try:
+            self._length = self._framing()
             name = api.route(method, urlsplit(path).path or "/")
             if name == "event":
                 self._check_token()
@@ -115,7 +119,35 @@ class LifeHandler(BaseHTTPRequestHandler):
             log.exception("error handling %s %s", method, self.path)
             status, body, headers = (HTTPStatus.INTERNAL_SERVER_ERROR,
                                      json_bytes({"error": "internal server error"}), {})
+        if self._length and not self._body_read:
+            # A body nobody read (a 401/404/405 first, or a GET with a body) would
+            # be parsed as the next request on this connection: close it instead.
+            self.close_connection = True
         self._send(status, body, headers)
+
+    def _framing(self) -> int:
+        """The body's length from Content-Length; 400/501 (and close) for anything ambiguous.
+
+        Two lengths, a length that is not plain digits (``+16``, ``1_6``: ``int()``
+        takes both), or Transfer-Encoding (not supported here) would let this
+        server and a proxy in front of it disagree on where a request ends.
+        """
+        if self.headers.get_all("Transfer-Encoding"):
+            self._length = 0
+            self.close_connection = True
+            raise BadRequest(HTTPStatus.NOT_IMPLEMENTED,
+                             "Transfer-Encoding is not supported; send Content-Length")
+        values = self.headers.get_all("Content-Length") or []
+        if not values:
+            return 0
+        if len(values) > 1 or not values[0].strip().isdigit() \
+                or not values[0].strip().isascii() or len(values[0].strip()) > 12:
+            self._length = 0
+            self.close_connection = True
+            raise BadRequest(HTTPStatus.BAD_REQUEST,
+                             f"bad Content-Length {', '.join(values)!r}: one decimal "
+                             "number of bytes is required")
+        return int(values[0])
 
     def _send(self, status: HTTPStatus, body: bytes, headers: dict[str, str]) -> None:
         # The whole response is ready before the status line goes out.
@@ -155,24 +187,17 @@ class LifeHandler(BaseHTTPRequestHandler):
             raise BadRequest(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                              "POST /event takes Content-Type: application/json, got "
                              f"{media_type or 'none'}")
-        raw_length = self.headers.get("Content-Length")
-        if raw_length is None:
+        if self.headers.get("Content-Length") is None:
             self.close_connection = True
             raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
-        try:
-            length = int(raw_length)
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            self.close_connection = True
-            raise BadRequest(HTTPStatus.BAD_REQUEST,
-                             f"bad Content-Length {raw_length!r}") from None
+        length = self._length  # checked by _framing()
         limit = self.server.api.max_body
         if length > limit:
             self.close_connection = True  # the unread body must not be parsed as a request
             raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                              f"event body is {length} bytes; the limit is {limit}")
         data = self.rfile.read(length)
+        self._body_read = True
         if len(data) < length:  # the client closed the connection mid-body
             self.close_connection = True
             raise BadRequest(HTTPStatus.BAD_REQUEST,

@@ -7,6 +7,7 @@ would fix up a malformed request before sending it).
 from __future__ import annotations
 
 import json
+import re
 import socket
 
 import pytest
@@ -129,3 +130,64 @@ def test_head_on_post_routes_is_405(server):
     status, headers, _ = parse(exchange(server, b"HEAD /event HTTP/1.1\r\nHost: x\r\n"
                                         b"Connection: close\r\n\r\n"))
     assert status == 405 and headers["allow"] == "POST"
+
+
+def responses(data: bytes) -> list[int]:
+    """The status codes of every response in `data` (read until the server closed)."""
+    # A status line may follow the previous body directly (no CRLF after a body).
+    return [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
+
+
+def test_an_unread_body_after_401_is_never_parsed_as_the_next_request():
+    state = SelfState()
+    manager = StateSnapshotManager()
+    manager.update_snapshot(state)
+    srv = start_api_server(manager, "127.0.0.1", 0, EventQueue(8), api_token="s3cret")
+    try:
+        # A stale token: the body is not read, and the pipelined GET after it must
+        # not be answered from inside that body ("GET /x" in it used to get a 501).
+        smuggled = b"PATCH /status HTTP/1.1\r\nHost: x\r\n\r\n"
+        raw = post(smuggled, length=len(smuggled)) + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        got = responses(exchange(srv, raw))
+        assert got[0] == 401 and 405 not in got and 501 not in got, got
+        assert len(got) == 1  # the connection was closed after the 401
+    finally:
+        srv.shutdown()
+
+
+@pytest.mark.parametrize("first", [
+    b"GET /status HTTP/1.1\r\nHost: x\r\nContent-Length: 38\r\n\r\n"
+    b"DELETE /status HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 38\r\n\r\n"
+    b"DELETE /status HTTP/1.1\r\nHost: x\r\n\r\n",
+])
+def test_a_body_on_a_get_or_404_is_not_a_second_request(server, first):
+    got = responses(exchange(server, first))
+    assert len(got) == 1 and 405 not in got, got
+
+
+@pytest.mark.parametrize("lengths", [[b"16", b"16"], [b"16", b"3"], [b"+16"], [b"1_6"], [b"0x10"],
+                                     [b"-1"]])
+def test_ambiguous_content_lengths_are_a_400_and_close(server, lengths):
+    head = b"POST /event HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += b"".join(b"Content-Length: " + v + b"\r\n" for v in lengths)
+    raw = head + b"\r\n" + b'{"type": "shock"}' + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    data = exchange(server, raw)
+    assert responses(data) == [400], data
+    assert "Content-Length" in json.loads(parse(data)[2])["error"]
+    assert len(server.event_queue) == 0
+
+
+def test_chunked_bodies_are_refused_with_501_and_close(server):
+    raw = (b"POST /event HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Transfer-Encoding: chunked\r\n\r\n11\r\n{\"type\": \"shock\"}\r\n0\r\n\r\n"
+           b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = exchange(server, raw)
+    assert responses(data) == [501], data
+    assert len(server.event_queue) == 0
+
+
+def test_an_honest_keep_alive_client_is_unaffected(server):
+    raw = (post(b'{"type": "shock"}') + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+           + b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert responses(exchange(server, raw)) == [202, 200, 200]

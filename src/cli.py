@@ -11,6 +11,7 @@ final snapshot reaches the disk.  Flags: ``python -m src.main_server_api --help`
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import math
 import os
@@ -37,6 +38,17 @@ __all__ = ["main", "build_parser", "TOKEN_ENV"]
 log = logging.getLogger("src.api")  # the name the application has always logged under
 
 TOKEN_ENV = "LIFE_API_TOKEN"
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")  # the Host names a loopback server answers
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the API on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 FLUSH_TIMEOUT = 3.0  # seconds the stop waits for the final snapshot to be written
 
 
@@ -96,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"token required for POST (default: ${TOKEN_ENV}, else none); "
                         "prefer the environment variable, command lines are visible to "
                         "other users")
+    p.add_argument("--allowed-hosts", default=None, metavar="NAMES",
+                   help="comma-separated Host names served (default: on loopback, only "
+                        f"{', '.join(LOOPBACK_NAMES)} and the bound address - a defence "
+                        "against DNS rebinding; elsewhere, any)")
+    p.add_argument("--allow-no-token", action="store_true",
+                   help="serve a non-loopback address without an API token (anyone who "
+                        "can reach it can then POST events)")
     p.add_argument("--protect-get", action="store_true",
                    help="require the API token for GET endpoints too")
     p.add_argument("--max-connections", type=_positive_int, default=64,
@@ -125,6 +144,19 @@ def main(argv: list[str] | None = None) -> int:
             where = "--api-token" if args.api_token is not None else f"${TOKEN_ENV}"
             log.error("%s: %s", where, exc)
             return 2
+    if token is None and not is_loopback(args.host) and not args.allow_no_token:
+        log.error("refusing to serve %s without an API token: anyone who can reach it could "
+                  "drive the loop. Set $%s (or --api-token), or pass --allow-no-token",
+                  args.host, TOKEN_ENV)
+        return 2
+    if args.allowed_hosts is not None:
+        allowed_hosts: list[str] | None = [h.strip() for h in args.allowed_hosts.split(",")
+                                           if h.strip()]
+    elif is_loopback(args.host):
+        bound = f"[{args.host}]" if ":" in args.host else args.host
+        allowed_hosts = [*LOOPBACK_NAMES, bound]
+    else:
+        allowed_hosts = None
     data_dir = Path(args.data_dir)
     try:  # checked, and locked for as long as this process runs (the kernel drops it at exit)
         data_lock = open_data_dir(data_dir)
@@ -170,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                                   read_timeout=args.read_timeout,
                                   stall_after=max(5.0, 5 * args.tick_interval),
                                   loop_thread=loop_thread,
-                                  persistence_health=persistence.health)
+                                  persistence_health=persistence.health,
+                                  allowed_hosts=allowed_hosts)
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
         persistence.close(FLUSH_TIMEOUT)

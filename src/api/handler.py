@@ -104,6 +104,7 @@ class LifeHandler(BaseHTTPRequestHandler):
         self._body_read = False
         try:
             self._length = self._framing()
+            api.check_host(self.headers.get("Host"))
             name = api.route(method, urlsplit(path).path or "/")
             if name == "event":
                 self._check_token()
@@ -115,6 +116,8 @@ class LifeHandler(BaseHTTPRequestHandler):
                 status, body, headers = getattr(self, "_get_" + name)(query)
         except BadRequest as exc:
             status, body, headers = exc.status, json_bytes({"error": str(exc)}), exc.headers
+        except ConnectionError:
+            raise  # the client went away: nothing to answer (handle() logs it at debug)
         except Exception:
             log.exception("error handling %s %s", method, self.path)
             status, body, headers = (HTTPStatus.INTERNAL_SERVER_ERROR,
@@ -196,7 +199,13 @@ class LifeHandler(BaseHTTPRequestHandler):
             self.close_connection = True  # the unread body must not be parsed as a request
             raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                              f"event body is {length} bytes; the limit is {limit}")
-        data = self.rfile.read(length)
+        try:
+            data = self.rfile.read(length)
+        except TimeoutError:  # socket.timeout: the client stopped sending mid-body
+            self.close_connection = True
+            log.debug("client %s: body stalled after the read timeout", self.client_address)
+            raise BadRequest(HTTPStatus.REQUEST_TIMEOUT,
+                             f"the body did not arrive within {self.timeout:g} s") from None
         self._body_read = True
         if len(data) < length:  # the client closed the connection mid-body
             self.close_connection = True

@@ -20,7 +20,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
@@ -64,7 +64,8 @@ class LifeApi:
                  event_queue: EventQueue | None = None, api_token: str | None = None,
                  protect_get: bool = False, stall_after: float = 5.0,
                  loop_thread: threading.Thread | None = None, max_body: int = MAX_BODY,
-                 persistence_health: Callable[[], dict[str, Any]] | None = None) -> None:
+                 persistence_health: Callable[[], dict[str, Any]] | None = None,
+                 allowed_hosts: Iterable[str] | None = None) -> None:
         if not isinstance(snapshot_manager, StateSnapshotManager):
             raise TypeError("start_api_server() needs a StateSnapshotManager, got "
                             f"{type(snapshot_manager).__name__}")
@@ -84,6 +85,11 @@ class LifeApi:
         self.stall_after = float(stall_after)
         self.loop_thread = loop_thread
         self.persistence_health = persistence_health
+        # Host names (lower case, no port) served; None serves any.  Checked on
+        # every request: a DNS-rebinding page reaches a loopback server under
+        # its own name, which is how it is told apart.
+        self.allowed_hosts = (None if allowed_hosts is None
+                              else frozenset(h.lower() for h in allowed_hosts))
         self.max_body = max_body
         self.status_cache = StatusCache()
         self.tick_rate = TickRate()
@@ -112,6 +118,21 @@ class LifeApi:
         else:
             raise BadRequest(HTTPStatus.NOT_FOUND, f"unknown endpoint {path!r}")
         return path[1:]
+
+    def check_host(self, host: str | None) -> None:
+        """400 unless the ``Host`` header names one of `allowed_hosts` (any port)."""
+        allowed = self.allowed_hosts
+        if allowed is None:
+            return
+        name = (host or "").strip().lower()
+        if name.startswith("["):  # [::1]:8000
+            name = name[:name.find("]") + 1] if "]" in name else name
+        else:
+            name = name.rpartition(":")[0] if name.count(":") == 1 else name
+        if name not in allowed:
+            raise BadRequest(HTTPStatus.BAD_REQUEST,
+                             f"Host {host!r} is not served here; allowed: "
+                             f"{', '.join(sorted(allowed))} (--allowed-hosts)")
 
     def check_token(self, api_key: str | None, authorization: str | None) -> None:
         """401 unless the token is given (``X-API-Key`` or ``Authorization: Bearer``)."""

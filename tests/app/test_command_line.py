@@ -141,3 +141,41 @@ def test_a_burst_of_sigints_still_ends_in_exit_0_with_a_final_snapshot(tmp_path)
     assert files, out  # period 1000 at 100 ticks/s: only the final save can have written it
     last = json.loads(files[-1].read_text())
     assert last["ticks"] == int(files[-1].stem.split("_")[1]) > 0
+
+
+def test_a_non_loopback_address_without_a_token_is_refused(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "LIFE_API_TOKEN"}
+    out = run_main(tmp_path, "--host", "0.0.0.0", env=env)
+    assert out.returncode == 2, out.stderr
+    line = one_line_error(out)
+    assert "without an API token" in line and "--allow-no-token" in line, line
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.slow
+def test_the_default_command_serves_loopback_host_names_only(tmp_path):
+    # DNS rebinding: a page on evil.example resolves its name to 127.0.0.1 and
+    # reaches the server with "Host: evil.example"; the server must refuse it.
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", MAIN, "--port", str(port), "--data-dir",
+                             str(tmp_path / "data"), "--tick-interval", "0.01"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_healthy(port, proc)
+        seen = {}
+        for host in ("evil.example", f"localhost:{port}", f"127.0.0.1:{port}"):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                conn.request("GET", "/health", headers={"Host": host})
+                seen[host] = conn.getresponse().status
+            finally:
+                conn.close()
+        assert seen == {"evil.example": 400, f"localhost:{port}": 200,
+                        f"127.0.0.1:{port}": 200}, seen
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

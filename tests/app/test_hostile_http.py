@@ -191,3 +191,43 @@ def test_an_honest_keep_alive_client_is_unaffected(server):
     raw = (post(b'{"type": "shock"}') + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
            + b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert responses(exchange(server, raw)) == [202, 200, 200]
+
+
+def test_a_stalled_body_is_a_408_not_a_500(caplog):
+    state = SelfState()
+    manager = StateSnapshotManager()
+    manager.update_snapshot(state)
+    srv = start_api_server(manager, "127.0.0.1", 0, EventQueue(8), read_timeout=0.3)
+    try:
+        raw = post(b'{"type":', length=100)  # 8 of 100 bytes, then silence (not closed)
+        with caplog.at_level("DEBUG"):
+            data = exchange(srv, raw, half_close=False)
+        status, headers, body = parse(data)
+        assert status == 408 and "did not arrive" in json.loads(body)["error"]
+        assert headers.get("connection") == "close"
+        assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+        assert len(srv.event_queue) == 0
+    finally:
+        srv.shutdown()
+
+
+@pytest.mark.parametrize("host, served", [
+    ("127.0.0.1:8000", True), ("localhost", True), ("LOCALHOST:1", True), ("[::1]:8000", True),
+    ("evil.example:8000", False), ("localhost.evil.example", False), ("", False),
+])
+def test_only_allowed_host_names_are_served(host, served):
+    state = SelfState()
+    manager = StateSnapshotManager()
+    manager.update_snapshot(state)
+    srv = start_api_server(manager, "127.0.0.1", 0, None,
+                           allowed_hosts=["localhost", "127.0.0.1", "[::1]"])
+    try:
+        line = b"Host: " + host.encode() + b"\r\n" if host else b""
+        status, _, body = parse(exchange(srv, b"GET /health HTTP/1.1\r\n" + line +
+                                         b"Connection: close\r\n\r\n"))
+        if served:
+            assert status == 200
+        else:
+            assert status == 400 and "not served here" in json.loads(body)["error"]
+    finally:
+        srv.shutdown()

@@ -10,6 +10,7 @@ for the errors the stdlib answers itself, and the per-connection read timeout.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import socket
 from http import HTTPStatus
@@ -23,9 +24,41 @@ from .routes import GET_ROUTES, POST_ROUTES
 if TYPE_CHECKING:
     from .server import LifeServer
 
-__all__ = ["LifeHandler"]
+__all__ = ["LifeHandler", "MAX_HEADER_BYTES"]
 
 log = logging.getLogger(__name__)
+
+# All header lines of one request together.  The stdlib alone takes 100 lines
+# of 64 KB each (6.4 MB per request); with this cap a connection holds at most
+# a 64 KB request line plus this, so memory is bounded by the connection cap.
+MAX_HEADER_BYTES = 16 * 1024
+
+
+class _HeaderBudget:
+    """The connection's reader while headers are parsed: ``readline`` within a byte budget.
+
+    Past the budget it raises ``http.client.LineTooLong``, which the stdlib's
+    ``parse_request`` answers with 431 - before it has read the excess.
+    """
+
+    __slots__ = ("_raw", "_left")
+
+    def __init__(self, raw: Any, budget: int) -> None:
+        self._raw = raw
+        self._left = budget
+
+    def readline(self, limit: int = -1) -> bytes:
+        if self._left <= 0:
+            raise http.client.LineTooLong(f"request headers over {MAX_HEADER_BYTES} bytes")
+        want = self._left + 1 if limit is None or limit < 0 else min(limit, self._left + 1)
+        line = self._raw.readline(want)
+        self._left -= len(line)
+        if self._left < 0:
+            raise http.client.LineTooLong(f"request headers over {MAX_HEADER_BYTES} bytes")
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
 
 
 class LifeHandler(BaseHTTPRequestHandler):
@@ -60,6 +93,14 @@ class LifeHandler(BaseHTTPRequestHandler):
 
     GET_ROUTES = GET_ROUTES
     POST_ROUTES = POST_ROUTES
+
+    def parse_request(self) -> bool:
+        raw = self.rfile
+        self.rfile = _HeaderBudget(raw, MAX_HEADER_BYTES)  # type: ignore[assignment]
+        try:
+            return super().parse_request()
+        finally:
+            self.rfile = raw
 
     def setup(self) -> None:
         self.timeout = self.server.read_timeout  # a slow client cannot hold a thread forever

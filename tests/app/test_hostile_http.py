@@ -231,3 +231,19 @@ def test_only_allowed_host_names_are_served(host, served):
             assert status == 400 and "not served here" in json.loads(body)["error"]
     finally:
         srv.shutdown()
+
+
+@pytest.mark.parametrize("headers", [
+    [b"X-Pad-%d: %s" % (i, b"a" * 8000) for i in range(3)],   # a few big ones
+    [b"X-Pad-%d: %s" % (i, b"a" * 200) for i in range(99)],   # many small ones, under 100
+])
+def test_oversized_headers_are_a_431_before_they_are_read(server, headers):
+    raw = b"GET /status HTTP/1.1\r\nHost: x\r\n" + b"\r\n".join(headers) + b"\r\n\r\n"
+    status, _, body = parse(exchange(server, raw))
+    assert status == 431 and "error" in json.loads(body)
+
+
+def test_headers_under_the_cap_are_served(server):
+    raw = (b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+           + b"X-Pad: " + b"a" * 8000 + b"\r\n\r\n")
+    assert parse(exchange(server, raw))[0] == 200

@@ -98,9 +98,16 @@ class LifeHandler(BaseHTTPRequestHandler):
         raw = self.rfile
         self.rfile = _HeaderBudget(raw, MAX_HEADER_BYTES)  # type: ignore[assignment]
         try:
-            return super().parse_request()
+            ok = super().parse_request()
         finally:
             self.rfile = raw
+        if ok and self.request_version == "HTTP/0.9":
+            # "GET /status" with no version: HTTP/0.9 has no status line or headers,
+            # so nothing could tell the client what it got.
+            self.send_error(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED,
+                            "HTTP/0.9 is not supported; send HTTP/1.0 or HTTP/1.1")
+            return False
+        return ok
 
     def setup(self) -> None:
         self.timeout = self.server.read_timeout  # a slow client cannot hold a thread forever

@@ -121,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="concurrent connections served (default 64; more get 503)")
     p.add_argument("--read-timeout", type=_seconds, default=10.0,
                    help="seconds a connection may stay idle mid-request (default 10)")
+    p.add_argument("--request-timeout", type=_seconds, default=10.0,
+                   help="seconds for a request's line and headers to arrive, and again for "
+                        "its body, however slowly the bytes come (default 10; then 408)")
+    p.add_argument("--keepalive-timeout", type=_seconds, default=5.0,
+                   help="seconds an idle keep-alive connection is kept (default 5)")
     p.add_argument("--log-level", default="INFO", type=str.upper,
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="default INFO (any case)")
@@ -200,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                                   protect_get=args.protect_get,
                                   max_connections=args.max_connections,
                                   read_timeout=args.read_timeout,
+                                  request_timeout=args.request_timeout,
+                                  keepalive_timeout=args.keepalive_timeout,
                                   stall_after=max(5.0, 5 * args.tick_interval),
                                   loop_thread=loop_thread,
                                   persistence_health=persistence.health,

@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .deadlines import BODY, BUSY, HEAD, IDLE
 from .errors import BadRequest, Response, json_bytes
 from .routes import GET_ROUTES, POST_ROUTES
 
@@ -69,6 +70,7 @@ class LifeHandler(BaseHTTPRequestHandler):
     server_version = "Life/1.0"
     _length = 0          # this request's Content-Length (checked by _framing)
     _body_read = False   # whether the body was read: an unread one closes the connection
+    _requests_served = 0  # on this connection: the first request has no idle phase
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # The stdlib calls this for requests it cannot parse: answer in JSON too.
@@ -122,6 +124,22 @@ class LifeHandler(BaseHTTPRequestHandler):
             super().handle()
         except (ConnectionError, TimeoutError, socket.timeout) as exc:
             log.debug("client %s: %r", self.client_address, exc)
+        finally:
+            self.server.deadlines.leave(self.connection)
+
+    def handle_one_request(self) -> None:
+        # Phases with deadlines (src/api/deadlines.py): a keep-alive connection is
+        # idle until its next request's first byte, then that request's head
+        # must arrive within the head timeout, whatever the pace of its bytes.
+        deadlines = self.server.deadlines
+        if self._requests_served:
+            deadlines.enter(self.connection, IDLE)
+            if not self.rfile.peek(1):  # closed (by the client or the idle deadline)
+                self.close_connection = True
+                return
+        deadlines.enter(self.connection, HEAD)
+        self._requests_served += 1
+        super().handle_one_request()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s %s", self.address_string(), format % args)
@@ -150,6 +168,8 @@ class LifeHandler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         api = self.server.api
         self._body_read = False
+        deadlines = self.server.deadlines
+        deadlines.enter(self.connection, BUSY)  # the head is in: no client deadline now
         try:
             self._length = self._framing()
             api.check_host(self.headers.get("Host"))
@@ -247,8 +267,11 @@ class LifeHandler(BaseHTTPRequestHandler):
             self.close_connection = True  # the unread body must not be parsed as a request
             raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                              f"event body is {length} bytes; the limit is {limit}")
+        deadlines = self.server.deadlines
+        deadlines.enter(self.connection, BODY)
         try:
             data = self.rfile.read(length)
+            deadlines.enter(self.connection, BUSY)
         except TimeoutError:  # socket.timeout: the client stopped sending mid-body
             self.close_connection = True
             log.debug("client %s: body stalled after the read timeout", self.client_address)

@@ -22,6 +22,7 @@ from src.state.snapshot_manager import StateSnapshotManager
 from src.validation import is_int, is_number, positive_int
 
 from .cache import StatusCache
+from .deadlines import ConnectionDeadlines
 from .errors import json_bytes
 from .handler import LifeHandler
 from .routes import LifeApi
@@ -38,7 +39,10 @@ class LifeServer(ThreadingHTTPServer):
     """`ThreadingHTTPServer` serving a `LifeApi`, with a connection cap and a read timeout.
 
     Keyword options: ``max_connections`` (64; more get an immediate 503),
-    ``read_timeout`` (10 s a connection may stay idle mid-request); the rest
+    ``read_timeout`` (10 s a connection may stay silent mid-request),
+    ``request_timeout`` (10 s for a request's head, and again for its body,
+    however its bytes are paced), ``keepalive_timeout`` (5 s idle between
+    requests); the rest
     (``vitals``, ``event_queue``, ``api_token``, ``protect_get``,
     ``stall_after``, ``loop_thread``, ``max_body``) go to `LifeApi`.
     """
@@ -49,6 +53,7 @@ class LifeServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], snapshot_manager: StateSnapshotManager, *,
                  max_connections: int = 64, read_timeout: float = 10.0,
+                 request_timeout: float = 10.0, keepalive_timeout: float = 5.0,
                  **api_options: Any) -> None:
         # The request logic first: its argument errors come before a socket is bound.
         self.api = LifeApi(snapshot_manager, **api_options)
@@ -57,6 +62,11 @@ class LifeServer(ThreadingHTTPServer):
             raise ValueError(f"read_timeout must be a positive number of seconds, "
                              f"got {read_timeout!r}")
         self.read_timeout = float(read_timeout)
+        # Whole-phase deadlines (slowloris): the head, and separately the body,
+        # within request_timeout; an idle keep-alive connection within keepalive_timeout.
+        self.deadlines = ConnectionDeadlines(idle_timeout=keepalive_timeout,
+                                             head_timeout=request_timeout,
+                                             body_timeout=request_timeout)
         self._slots = threading.BoundedSemaphore(max_connections)
         self._thread: threading.Thread | None = None
         super().__init__(address, LifeHandler)
@@ -88,8 +98,11 @@ class LifeServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        # Cap concurrent connections: over the cap, answer 503 at once and close.
-        if not self._slots.acquire(blocking=False):
+        # Cap concurrent connections.  At the cap, close the connection that has
+        # waited longest on its client (idle, or a head still arriving) and take
+        # its slot; only if every connection is being served, answer 503.
+        if not self._slots.acquire(blocking=False) and not (
+                self.deadlines.evict_oldest_waiting() and self._slots.acquire(timeout=1.0)):
             try:
                 body = json_bytes({"error": "too many concurrent connections; retry later"})
                 request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
@@ -120,6 +133,7 @@ class LifeServer(ThreadingHTTPServer):
             log.exception("unhandled error serving %s", client_address)
 
     def start(self) -> "LifeServer":
+        self.deadlines.start()
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="life-api", daemon=True)
         self._thread.start()
@@ -128,6 +142,7 @@ class LifeServer(ThreadingHTTPServer):
     def shutdown(self) -> None:
         """Stop serving, close the listening socket, wait for the serving thread."""
         super().shutdown()
+        self.deadlines.stop()
         self.server_close()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)

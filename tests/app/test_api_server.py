@@ -258,32 +258,96 @@ def test_bad_server_options(published):
         start_api_server(object(), "127.0.0.1", 0)
 
 
-def test_connection_cap_and_read_timeout(published):
+def test_read_timeout_drops_a_silent_connection(published):
     _, manager = published
-    srv = start_api_server(manager, "127.0.0.1", 0, None, max_connections=1, read_timeout=0.3)
-    host, port = srv.server_address[:2]
+    srv = start_api_server(manager, "127.0.0.1", 0, None, read_timeout=0.3)
     try:
-        idle = socket.create_connection((host, port))  # holds the only slot, sends nothing
-        try:
-            refused = None
-            for _ in range(50):  # until the server has accepted the idle one
-                status = request(srv, "GET", "/health")[0]
-                if status == 503:
-                    refused = status
-                    break
-            assert refused == 503
-            # The idle connection is dropped after read_timeout, freeing the slot.
+        with socket.create_connection(srv.server_address[:2]) as idle:  # sends nothing
             idle.settimeout(5)
-            assert idle.recv(1) == b""
-        finally:
-            idle.close()
-        # The slot comes back once the server thread of the dropped connection
-        # ends (a moment after the socket closes); a 200 proves it did.
+            assert idle.recv(1024) == b""  # closed without an answer: nothing was asked
+    finally:
+        srv.shutdown()
+
+
+def test_at_the_cap_a_silent_connection_gives_way_to_a_new_one(published):
+    # The cap used to 503 every newcomer while silent (or dripping) sockets held
+    # the slots; now the one waiting longest on its client is closed instead.
+    _, manager = published
+    srv = start_api_server(manager, "127.0.0.1", 0, None, max_connections=1, read_timeout=30)
+    try:
+        with socket.create_connection(srv.server_address[:2]) as silent:
+            silent.settimeout(10)
+            deadline = time.monotonic() + 10
+            while srv.deadlines.evicted == 0 and time.monotonic() < deadline:
+                assert request(srv, "GET", "/health")[0] == 200
+            assert srv.deadlines.evicted >= 1  # the silent one was accepted, then evicted
+            assert silent.recv(4096).startswith(b"HTTP/1.1 408 ")
+    finally:
+        srv.shutdown()
+
+
+def test_a_connection_being_served_is_never_evicted_the_newcomer_gets_503(published, monkeypatch):
+    _, manager = published
+    srv = start_api_server(manager, "127.0.0.1", 0, None, max_connections=1)
+    entered, release = threading.Event(), threading.Event()
+    real_health = srv.api.health
+
+    def slow_health(query):
+        entered.set()
+        release.wait(10)
+        return real_health(query)
+
+    monkeypatch.setattr(srv.api, "health", slow_health)
+    results = []
+    busy = threading.Thread(target=lambda: results.append(request(srv, "GET", "/health")[0]))
+    try:
+        busy.start()
+        assert entered.wait(10)
+        status, headers, _ = request(srv, "GET", "/status")
+        assert status == 503 and headers["retry-after"] == "1"
+    finally:
+        release.set()
+        busy.join(10)
+        srv.shutdown()
+    assert results == [200]
+    assert srv.deadlines.evicted == 0
+
+
+@pytest.mark.parametrize("phase", ["head", "body"])
+def test_a_drip_fed_request_is_cut_at_its_deadline_and_frees_its_slot(published, phase):
+    # Slowloris: each byte arrives well within read_timeout, so only a deadline
+    # for the whole head (or body) ends it.
+    _, manager = published
+    srv = start_api_server(manager, "127.0.0.1", 0, EventQueue(), max_connections=1,
+                           read_timeout=5, request_timeout=0.5)
+    head = (b"POST /event HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n")
+    try:
+        with socket.create_connection(srv.server_address[:2]) as drip:
+            drip.settimeout(0.1)
+            if phase == "body":
+                drip.sendall(head)  # the head at once; the body dripped
+            got = b""
+            sent = 0
+            for byte in (head if phase == "head" else b"x" * 100) * 2:
+                try:
+                    drip.sendall(bytes([byte]))
+                    sent += 1
+                    got += drip.recv(4096)  # times out (0.1 s) until the server answers
+                except socket.timeout:
+                    continue
+                except OSError:
+                    break
+                if got:
+                    break
+            assert got.startswith(b"HTTP/1.1 408 "), (sent, got)
+            assert sent < len(head)  # cut before it completed, at ~0.5 s of ~0.1 s/byte
         deadline = time.monotonic() + 5
         status = None
         while status != 200 and time.monotonic() < deadline:
             status = request(srv, "GET", "/health")[0]
         assert status == 200
+        assert srv.deadlines.expired >= 1
     finally:
         srv.shutdown()
 

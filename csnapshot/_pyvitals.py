@@ -14,6 +14,7 @@ member read is not guaranteed to be on 3.13.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -163,6 +164,9 @@ class Vitals:
             for i, value in prepared:
                 if delta:
                     value = new[i] + value
+                    if not math.isfinite(value):  # nothing is published: unchanged
+                        raise ValueError(f"delta for field {self._fields[i].name!r} would "
+                                         f"make it {value!r}; the record is unchanged")
                     if self._fields[i].kind is int:
                         value = min(max(value, INT64_MIN), INT64_MAX)
                 new[i] = min(max(value, self._lows[i]), self._highs[i])

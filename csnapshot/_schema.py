@@ -121,11 +121,15 @@ def _bound(name: str, what: str, kind: type, value: object) -> Any:
     if not _is_number(value):
         raise ValueError(f"field {name!r}: {what} must be a number, got {value!r}")
     if kind is float:
-        value = float(value)  # type: ignore[arg-type]
-        if math.isnan(value):
-            raise ValueError(f"field {name!r}: {what} must not be NaN")
-        if what == "default" and math.isinf(value):
-            raise ValueError(f"field {name!r}: default must be finite, got {value!r}")
+        try:
+            value = float(value)  # type: ignore[arg-type]
+        except OverflowError:
+            raise ValueError(f"field {name!r}: {what} {value!r} is too large for a float") from None
+        if not math.isfinite(value):
+            # An infinite bound would let a delta carry the field to inf, after which
+            # the record cannot be serialised; None is the way to say "unbounded".
+            raise ValueError(f"field {name!r}: {what} must be finite (None for no bound), "
+                             f"got {value!r}")
         return value
     if isinstance(value, float):
         if not value.is_integer():
@@ -208,6 +212,9 @@ def coerce(field: Field, value: Any, *, delta: bool = False) -> float | int:
                 f"{what} field {field.name!r} must be a number (int or float), got {value!r}"
             )
     if isinstance(value, float):
+        # A float subclass (numpy.float64) as an exact float; float.__pos__ runs no
+        # Python-level override, so a hostile subclass cannot return something else.
+        value = float.__pos__(value)
         if not math.isfinite(value):
             raise ValueError(f"{what} field {field.name!r} must be finite, got {value!r}")
         if field.kind is int:
@@ -218,6 +225,7 @@ def coerce(field: Field, value: Any, *, delta: bool = False) -> float | int:
             return int(value)
         return value
     assert isinstance(value, int)
+    value = int.__pos__(value)  # an int subclass (numpy ints go through __index__ above) as an int
     if field.kind is float:
         try:
             return float(value)

@@ -527,6 +527,7 @@ cdef class Vitals:
         cdef int rc = CSNAP_OK
         cdef Py_ssize_t k
         cdef uint32_t i
+        cdef double total
         if not csnap_write_try_begin(rec, &seq):
             # Another writer holds the section: wait for it without the GIL
             # (it may be a Python thread that needs the GIL to finish).
@@ -536,6 +537,20 @@ cdef class Vitals:
                 raise StalledWriterError(
                     f"Vitals: another writer kept its write section open for over "
                     f"{self._timeout} s")
+        if delta:
+            # Float sums first, before anything is stored: one that overflows to
+            # inf must leave the record as it was (an inf cannot be serialised).
+            for k in range(n):
+                i = idx[k]
+                if info[i].kind == CSNAP_F64:
+                    total = (csnap_bits_f64(csnap_write_peek_bits(rec, i))
+                             + csnap_bits_f64(bits[k]))
+                    if not isfinite(total):
+                        csnap_write_abort_unchanged(rec, seq)
+                        raise ValueError(
+                            f"delta for field {self._fields[i].name!r} would make it "
+                            f"{total!r}; the record is unchanged")
+                    bits[k] = csnap_f64_bits(total)
         for k in range(n):
             i = idx[k]
             if not delta:
@@ -544,8 +559,7 @@ cdef class Vitals:
                 csnap_store_bits(rec, i, csnap_i64_bits(csnap_add_i64(
                     &info[i], csnap_bits_i64(csnap_write_peek_bits(rec, i)), csnap_bits_i64(bits[k]))))
             else:
-                csnap_store_f64(rec, i, csnap_bits_f64(csnap_write_peek_bits(rec, i))
-                                + csnap_bits_f64(bits[k]))
+                csnap_store_f64(rec, i, csnap_bits_f64(bits[k]))  # the sum, made above
         csnap_write_end(rec, seq)
         return 0
 

@@ -125,6 +125,8 @@ def _bound(name: str, what: str, kind: type, value: object) -> Any:
             value = float(value)  # type: ignore[arg-type]
         except OverflowError:
             raise ValueError(f"field {name!r}: {what} {value!r} is too large for a float") from None
+        if math.isnan(value):
+            raise ValueError(f"field {name!r}: {what} must not be NaN")
         if not math.isfinite(value):
             # An infinite bound would let a delta carry the field to inf, after which
             # the record cannot be serialised; None is the way to say "unbounded".

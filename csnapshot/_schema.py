@@ -216,23 +216,23 @@ def coerce(field: Field, value: Any, *, delta: bool = False) -> float | int:
     if isinstance(value, float):
         # A float subclass (numpy.float64) as an exact float; float.__pos__ runs no
         # Python-level override, so a hostile subclass cannot return something else.
-        value = float.__pos__(value)
-        if not math.isfinite(value):
+        real: float = float.__pos__(value)
+        if not math.isfinite(real):
             raise ValueError(f"{what} field {field.name!r} must be finite, got {value!r}")
         if field.kind is int:
-            if not value.is_integer():
+            if not real.is_integer():
                 raise ValueError(
                     f"{what} int field {field.name!r} must be integral, got {value!r}"
                 )
-            return int(value)
-        return value
+            return int(real)
+        return real
     assert isinstance(value, int)
-    value = int.__pos__(value)  # an int subclass (numpy ints go through __index__ above) as an int
+    whole: int = int.__pos__(value)  # an int subclass as an int (numpy ints: __index__ above)
     if field.kind is float:
         try:
-            return float(value)
+            return float(whole)
         except OverflowError:
             raise ValueError(
                 f"{what} field {field.name!r} is too large for a float: {value!r}"
             ) from None
-    return value
+    return whole

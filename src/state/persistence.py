@@ -8,35 +8,22 @@ which files are kept, moved aside or removed is in `retention.py`.  This
 module re-exports their public names, so ``src.state.persistence`` stays the
 one import for callers.
 
-**Writing** (`SnapshotPersistence`, one background thread per data folder):
-
-- The runtime loop calls `submit(snapshot)` with a published, immutable
-  `StateSnapshot`.  That stores one reference and, if the writer is idle,
-  wakes it: O(1), no serialisation, no I/O on the loop's thread.
-- The writer thread serialises the *latest* submitted snapshot and writes it.
-  Snapshots submitted while it is busy replace each other (the latest wins;
-  the replaced ones are counted in ``stats.superseded``), so a slow disk makes
-  it skip snapshots; nothing queues up.
-- It starts a write at most once every `min_interval` seconds (default
-  0.05 s): serialising takes the GIL, and a fast loop with
-  ``snapshot_period=1`` must not spend its time waiting for it.  `flush()` and
-  `close()` skip the wait.
-- Each write is atomic (`write_snapshot_file`); then retention runs
-  (`retention.py`: keep the newest `keep` valid files, default 20; move
-  files that do not load to ``snapshots/rejected/``).  Disk full
-  (``ENOSPC``/``EDQUOT``): remove every older valid snapshot but the newest,
-  retry once.
-- A save error is counted in ``stats.failed`` and logged rate-limited: one
-  ERROR line when saves start failing, a summary with a count every
-  `error_log_interval` seconds (default 10) while they go on, an INFO line
-  when they succeed again; nothing reaches the loop.  `health()` reports it
-  (a plain dict for ``/health``); `finish()` (close + check) raises
+- `submit(snapshot)` (the loop): stores one reference, wakes an idle writer;
+  O(1), no serialisation, no I/O on the loop's thread.  Snapshots submitted
+  while the writer is busy replace each other (``stats.superseded``): a slow
+  disk makes it skip snapshots; nothing queues up.
+- A write starts at most once every `min_interval` s (default 0.05:
+  serialising takes the GIL); `flush()` and `close()` skip the wait.  Each
+  write is atomic (`write_snapshot_file`), then retention runs (keep `keep`
+  valid files, default 20; bad ones go to ``snapshots/rejected/``); disk
+  full (``ENOSPC``/``EDQUOT``): keep only the newest valid file, retry once.
+- A save error is counted (``stats.failed``) and logged rate-limited: one
+  ERROR when saves start failing, a summary every `error_log_interval` s
+  (default 10), an INFO when they succeed again; nothing reaches the loop.
+  `health()` reports it (for ``/health``); `finish()` raises
   `FinalSaveError` when the last snapshot did not reach disk.
 
-**Reading** (start-up): `load_latest(data_dir, **caps)` (`snapshot_files.py`).
-
-One process writes a data folder at a time: `src.state.data_dir.open_data_dir`
-checks the folder and locks it.
+One process writes a data folder at a time: `src.state.data_dir.open_data_dir`.
 """
 
 from __future__ import annotations

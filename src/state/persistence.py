@@ -1,80 +1,48 @@
 """Snapshot persistence: published snapshots written to disk off the loop's thread.
 
-Files: ``<data_dir>/snapshots/snapshot_{tick:06d}.json``, each the JSON of
-`StateSnapshot.to_dict()` (`SelfState`'s persistence format, with
-``schema_version``), one per saved tick.
+One job: the background writer (`SnapshotPersistence`) - taking snapshots from
+the loop in O(1), writing the latest one at a bounded rate, and reporting how
+saving goes (`health()`, `stats`, `finish()`, rate-limited error logs).  The
+file format, atomic writing and safe reading are in `snapshot_files.py`;
+which files are kept, moved aside or removed is in `retention.py`.  This
+module re-exports their public names, so ``src.state.persistence`` stays the
+one import for callers.
 
-**Writing** (`SnapshotPersistence`, one background thread per data folder):
+- `submit(snapshot)` (the loop): stores one reference, wakes an idle writer;
+  O(1), no serialisation, no I/O on the loop's thread.  Snapshots submitted
+  while the writer is busy replace each other (``stats.superseded``): a slow
+  disk makes it skip snapshots; nothing queues up.
+- A write starts at most once every `min_interval` s (default 0.05:
+  serialising takes the GIL); `flush()` and `close()` skip the wait.  Each
+  write is atomic (`write_snapshot_file`), then retention runs (keep `keep`
+  valid files, default 20; bad ones go to ``snapshots/rejected/``); disk
+  full (``ENOSPC``/``EDQUOT``): keep only the newest valid file, retry once.
+- A save error is counted (``stats.failed``) and logged rate-limited: one
+  ERROR when saves start failing, a summary every `error_log_interval` s
+  (default 10), an INFO when they succeed again; nothing reaches the loop.
+  `health()` reports it (for ``/health``); `finish()` raises
+  `FinalSaveError` when the last snapshot did not reach disk.
 
-- The runtime loop calls `submit(snapshot)` with a published, immutable
-  `StateSnapshot`.  That stores one reference and, if the writer is idle,
-  wakes it: O(1), no serialisation, no I/O on the loop's thread.
-- The writer thread serialises the *latest* submitted snapshot and writes it.
-  Snapshots submitted while it is busy replace each other (the latest wins;
-  the replaced ones are counted in ``stats.superseded``), so a slow disk makes
-  it skip snapshots; nothing queues up.
-- It starts a write at most once every `min_interval` seconds (default
-  0.05 s): serialising takes the GIL, and a fast loop with
-  ``snapshot_period=1`` must not spend its time waiting for it.  `flush()` and
-  `close()` skip the wait.
-- Each write is atomic (`write_snapshot_file`): a temporary file
-  ``snapshot_{tick:06d}.json.tmp-<pid>-<n>`` in the same folder, written and
-  fsynced, renamed over the final name with ``os.replace``, then the folder is
-  fsynced.  A crash at any moment leaves the old file or the new one; a
-  leftover temporary file is never loaded (and is removed when the next
-  writer starts).
-- Retention: after each write, the file just written and the newest
-  ``keep - 1`` other *valid* files (by tick number, `keep` default 20) are
-  kept.  A file that does not load (corrupt, truncated, another
-  ``schema_version``, not a regular file, over the size cap) never counts:
-  the writer moves it aside to ``snapshots/rejected/`` with a warning naming
-  it and why (or, if it cannot be moved, leaves it out of retention).  Each
-  file is read once to check it; files this writer wrote are known valid.
-- Disk full (``ENOSPC``/``EDQUOT``): the writer removes every older valid
-  snapshot except the newest one and retries once.
-- An error while saving (disk full, folder removed, permissions) is counted
-  in ``stats.failed`` and logged rate-limited: one ERROR line when saves start
-  failing, then one summary with a count every `error_log_interval` seconds
-  (default 10) while they go on, and an INFO line when they succeed again.
-  The next submitted snapshot is tried as usual; nothing reaches the loop.
-  `health()` reports it (a plain dict for ``/health``), and `finish()` (close
-  + check) raises `FinalSaveError` when the last snapshot did not reach disk.
-- `fault` (tests): a callable ``fault(step, path)`` called before each step
-  of a write (``"open"``, ``"write"``, ``"fsync"``, ``"replace"``,
-  ``"dirsync"``); whatever it raises is that step's error.
-
-**Reading** (start-up): `load_latest(data_dir, **caps)` tries the files from
-the newest tick down and returns the first that loads; a corrupt, truncated
-or foreign file (bad JSON, another schema, a tick that does not match its
-name) is skipped with a warning naming it.  With none valid it returns a
-fresh `SelfState`.  Only names ``snapshot_<digits>.json`` are considered, so
-temporary files are never loaded.  Only regular files are read (never
-through a symbolic link, never a FIFO or a device: no hang, no endless read),
-and only up to `max_bytes` (default `MAX_SNAPSHOT_BYTES_DEFAULT`, 16 MiB; a
-full default-capped state is about 64 KB); anything else is skipped with a
-warning.
-
-One process writes a data folder at a time: `src.state.data_dir.open_data_dir`
-checks the folder and locks it.
+One process writes a data folder at a time: `src.state.data_dir.open_data_dir`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import json
+import errno
 import logging
-import os
-import re
+import os  # noqa: F401  (tests patch persistence.os; the calls are in snapshot_files)
 import threading
 import time
-import errno
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .self_state import FrozenState, SelfState
+from .retention import KEEP_DEFAULT, REJECTED_DIRNAME, Retention, prune_snapshots
+from .self_state import FrozenState
+from .snapshot_files import (MAX_SNAPSHOT_BYTES_DEFAULT, SNAPSHOT_DIRNAME, Fault, PathLike,
+                             check_max_bytes, encode_snapshot, list_snapshots, load_latest,
+                             load_snapshot, read_regular_file, read_snapshot_file,
+                             remove_temp_files, snapshot_dir, snapshot_path, write_snapshot_file)
 from .snapshot_manager import StateSnapshot
 
 __all__ = ["SnapshotPersistence", "PersistenceStats", "load_latest", "load_snapshot",
@@ -86,20 +54,9 @@ __all__ = ["SnapshotPersistence", "PersistenceStats", "load_latest", "load_snaps
 
 logger = logging.getLogger(__name__)
 
-KEEP_DEFAULT = 20
 MIN_INTERVAL_DEFAULT = 0.05
-SNAPSHOT_DIRNAME = "snapshots"
-REJECTED_DIRNAME = "rejected"   # <data_dir>/snapshots/rejected: files that do not load
-MAX_SNAPSHOT_BYTES_DEFAULT = 16 * 2**20  # about 250x a full default-capped state
 ERROR_LOG_INTERVAL_DEFAULT = 10.0        # seconds between summaries of repeated save errors
 _NO_SPACE = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e)
-_NAME = re.compile(r"snapshot_(\d+)\.json")
-_TEMP = re.compile(r"snapshot_\d+\.json\.tmp-.*")
-_temp_numbers = itertools.count()
-_temp_lock = threading.Lock()
-
-PathLike = str | os.PathLike[str]
-Fault = Callable[[str, Path], Any]
 
 
 class PersistenceError(Exception):
@@ -108,130 +65,6 @@ class PersistenceError(Exception):
 
 class FinalSaveError(PersistenceError):
     """The last snapshot submitted is not on disk (`SnapshotPersistence.finish`)."""
-
-
-# ---- file names ----------------------------------------------------------------
-
-
-def snapshot_dir(data_dir: PathLike) -> Path:
-    """``<data_dir>/snapshots``."""
-    return Path(data_dir) / SNAPSHOT_DIRNAME
-
-
-def snapshot_path(data_dir: PathLike, tick: int) -> Path:
-    """``<data_dir>/snapshots/snapshot_{tick:06d}.json``."""
-    return snapshot_dir(data_dir) / f"snapshot_{tick:06d}.json"
-
-
-def list_snapshots(data_dir: PathLike) -> list[tuple[int, Path]]:
-    """``(tick, path)`` of every snapshot file, oldest tick first (temporary files excluded).
-
-    An absent folder gives ``[]``.
-    """
-    folder = snapshot_dir(data_dir)
-    found = []
-    try:
-        with os.scandir(folder) as it:
-            for entry in it:
-                m = _NAME.fullmatch(entry.name)
-                if m:
-                    found.append((int(m.group(1)), folder / entry.name))
-    except FileNotFoundError:
-        return []
-    found.sort()
-    return found
-
-
-# ---- writing -------------------------------------------------------------------
-
-
-def encode_snapshot(snapshot: StateSnapshot | FrozenState) -> bytes:
-    """The file's bytes: compact JSON of ``snapshot.to_dict()``."""
-    return json.dumps(snapshot.to_dict(), separators=(",", ":"), allow_nan=False).encode()
-
-
-def write_snapshot_file(folder: PathLike, tick: int, payload: bytes, *,
-                        fsync: bool = True, fault: Fault | None = None) -> Path:
-    """Atomically make ``folder/snapshot_{tick:06d}.json`` hold `payload`; returns its path.
-
-    Temporary file in `folder` -> write -> fsync -> ``os.replace`` -> fsync of
-    `folder`.  On error the temporary file is removed and the error raised;
-    the previous file of that name, if any, is untouched.  `folder` must exist.
-    `fault(step, path)`, if given, is called before each step (module doc).
-    """
-    folder = Path(folder)
-    step = fault or _no_fault
-    final = folder / f"snapshot_{tick:06d}.json"
-    with _temp_lock:
-        n = next(_temp_numbers)
-    tmp = folder / f"{final.name}.tmp-{os.getpid()}-{n}"
-    step("open", tmp)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
-    try:
-        try:
-            view = memoryview(payload)
-            while view:
-                step("write", tmp)
-                view = view[os.write(fd, view):]
-            if fsync:
-                step("fsync", tmp)
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        step("replace", final)
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if fsync and hasattr(os, "O_DIRECTORY"):
-        # The rename is durable only once the folder's entry is on disk.
-        step("dirsync", folder)
-        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    return final
-
-
-def _no_fault(step: str, path: Path) -> None:
-    return None
-
-
-def prune_snapshots(data_dir: PathLike, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` snapshot files (by tick); returns the deleted paths.
-
-    It does not look inside the files: the writer's own retention
-    (`SnapshotPersistence`) counts only valid ones.
-    """
-    files = list_snapshots(data_dir)
-    doomed = [path for _, path in files[:max(len(files) - keep, 0)]]
-    removed = []
-    for path in doomed:
-        try:
-            path.unlink()
-            removed.append(path)
-        except FileNotFoundError:
-            pass
-    return removed
-
-
-def _remove_temp_files(folder: Path) -> int:
-    """Remove temporary files left by a writer that died mid-write."""
-    n = 0
-    try:
-        with os.scandir(folder) as it:
-            names = [e.name for e in it if _TEMP.fullmatch(e.name)]
-    except FileNotFoundError:
-        return 0
-    for name in names:
-        with contextlib.suppress(FileNotFoundError):
-            (folder / name).unlink()
-            n += 1
-    if n:
-        logger.info("removed %d temporary snapshot file(s) left in %s", n, folder)
-    return n
 
 
 class PersistenceStats(NamedTuple):
@@ -275,7 +108,7 @@ class SnapshotPersistence:
         if isinstance(min_interval, bool) or not isinstance(min_interval, (int, float)) \
                 or not 0 <= min_interval < float("inf"):
             raise ValueError(f"min_interval must be a finite number >= 0, got {min_interval!r}")
-        _check_max_bytes(max_bytes)
+        check_max_bytes(max_bytes)
         if isinstance(error_log_interval, bool) \
                 or not isinstance(error_log_interval, (int, float)) \
                 or not 0 < error_log_interval < float("inf"):
@@ -299,7 +132,6 @@ class SnapshotPersistence:
         self._thread: threading.Thread | None = None
         self._written = self._superseded = self._failed = 0
         self._last: tuple[int | None, Path | None] = (None, None)
-        self._max_bytes = max_bytes
         self._error_log_interval = float(error_log_interval)
         self._fault = fault
         self._clock = clock
@@ -310,10 +142,8 @@ class SnapshotPersistence:
         # Error log (writer thread only): when the next summary is due, failures not logged.
         self._next_error_report = 0.0
         self._unreported = 0
-        # Retention (writer thread only): name -> lstat signature of files known to load,
-        # and names of files that do not load but could not be moved aside (warned once).
-        self._valid: dict[str, tuple[int, int, int, int]] = {}
-        self._unmovable: set[str] = set()
+        # Retention (writer thread only): which files are kept, moved aside, removed.
+        self._retention = Retention(data_dir, keep=keep, max_bytes=max_bytes)
 
     @property
     def data_dir(self) -> Path:
@@ -477,7 +307,7 @@ class SnapshotPersistence:
     def _serve(self) -> None:
         try:
             self._folder.mkdir(parents=True, exist_ok=True)
-            _remove_temp_files(self._folder)
+            remove_temp_files(self._folder)
         except OSError as exc:
             logger.error("snapshot folder %s: %s (will retry when saving)", self._folder, exc)
         cond = self._cond
@@ -519,7 +349,7 @@ class SnapshotPersistence:
                     raise
                 # Retention itself may have filled the disk (keep x size > free):
                 # without room made here every later save would fail too.
-                kept, removed = self._make_room()
+                kept, removed = self._retention.make_room()
                 logger.warning("no space left to save %s in %s: removed %d older snapshot(s), "
                                "kept %s; retrying once", name, self._folder, len(removed),
                                kept.name if kept else "none")
@@ -539,10 +369,9 @@ class SnapshotPersistence:
             self._next_error_report = 0.0
             logger.info("snapshots are being saved again (%s) after %d failed attempt(s)",
                         path, failures)
-        with contextlib.suppress(OSError):
-            self._valid[path.name] = _signature(os.lstat(path))  # ours: known to load
+        self._retention.wrote(path)
         try:
-            self._retain(path)
+            self._retention.retain(path)
         except OSError as exc:
             logger.warning("could not remove old snapshots in %s: %s", self._folder, exc)
 
@@ -576,196 +405,8 @@ class SnapshotPersistence:
         else:
             self._unreported += 1
 
-    def _valid_files(self) -> list[tuple[int, Path]]:
-        """``(tick, path)`` of the snapshot files that load, oldest first.
-
-        A file not known yet is read once (`read_snapshot_file`, this writer's
-        size cap); one that does not load is moved aside (`_reject`).
-        """
-        valid: list[tuple[int, Path]] = []
-        known: dict[str, tuple[int, int, int, int]] = {}
-        for tick, path in list_snapshots(self._data_dir):
-            try:
-                sig = _signature(os.lstat(path))
-            except FileNotFoundError:
-                continue
-            if self._valid.get(path.name) != sig:
-                if path.name in self._unmovable:
-                    continue
-                try:
-                    read_snapshot_file(path, max_bytes=self._max_bytes)
-                except (OSError, ValueError) as exc:
-                    self._reject(path, exc)
-                    continue
-            known[path.name] = sig
-            valid.append((tick, path))
-        self._valid = known
-        return valid
-
-    def _reject(self, path: Path, why: Exception) -> None:
-        """Move a file that does not load to ``snapshots/rejected/`` (kept for the operator)."""
-        aside = self._folder / REJECTED_DIRNAME
-        try:
-            aside.mkdir(exist_ok=True)
-            dest = aside / path.name
-            n = 1
-            while os.path.lexists(dest):
-                dest = aside / f"{path.name}.{n}"
-                n += 1
-            os.rename(path, dest)  # moves a symlink itself, never its target
-        except OSError as exc:
-            self._unmovable.add(path.name)
-            logger.warning("snapshot %s does not load (%s) and could not be moved aside (%s): "
-                           "it is left out of retention", path, why, exc)
-            return
-        logger.warning("moved snapshot %s aside to %s: it does not load (%s)", path, dest, why)
-
-    def _retain(self, just_written: Path) -> None:
-        """Keep the file just written and the newest ``keep - 1`` other valid files."""
-        others = [p for _, p in self._valid_files() if p != just_written]
-        for path in others[:max(len(others) - (self._keep - 1), 0)]:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            self._valid.pop(path.name, None)
-
-    def _make_room(self) -> tuple[Path | None, list[Path]]:
-        """Disk full: remove every valid snapshot but the newest; returns (kept, removed)."""
-        _remove_temp_files(self._folder)
-        valid = self._valid_files()
-        removed = []
-        for _, path in valid[:-1]:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                logger.warning("could not remove %s to make room: %s", path, exc)
-                continue
-            self._valid.pop(path.name, None)
-            removed.append(path)
-        return (valid[-1][1] if valid else None), removed
-
     def __repr__(self) -> str:
         s = self.stats
         return (f"<SnapshotPersistence {self._folder} written={s.written} "
                 f"superseded={s.superseded} failed={s.failed}>")
 
-
-# ---- reading -------------------------------------------------------------------
-
-
-def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
-    """What identifies one version of a file (a replaced or rewritten file is read again)."""
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
-
-
-def _check_max_bytes(max_bytes: object) -> None:
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
-        raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
-
-
-def _file_kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link")):
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
-def read_regular_file(path: PathLike, max_bytes: int = MAX_SNAPSHOT_BYTES_DEFAULT) -> bytes:
-    """The bytes of `path`, which must be a regular file of at most `max_bytes` bytes.
-
-    A symbolic link (even to a regular file), a FIFO, a device or a folder is
-    a `ValueError` naming what it is, as is a file over the cap (checked
-    before reading, and again while reading, in case it grows).  Opening
-    never blocks (``O_NONBLOCK``: a FIFO without a writer would hang) and
-    never follows a link (``O_NOFOLLOW``), so a file swapped after the
-    check cannot slip through.
-    """
-    _check_max_bytes(max_bytes)
-    st = os.lstat(path)
-    if not stat.S_ISREG(st.st_mode):
-        raise ValueError(f"is {_file_kind(st.st_mode)}; only regular files are loaded")
-    if st.st_size > max_bytes:
-        raise ValueError(f"is {st.st_size} bytes, over the {max_bytes}-byte cap "
-                         "(max_snapshot_bytes)")
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) \
-        | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError("was replaced by something other than a regular file")
-        chunks, total = [], 0
-        while True:
-            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > max_bytes:
-                raise ValueError(f"grew over the {max_bytes}-byte cap (max_snapshot_bytes) "
-                                 "while being read")
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
-
-
-def read_snapshot_file(path: PathLike, *, memory_cap: int = 50, recent_events_cap: int = 1000,
-                       history_cap: int = 1000, adaptation_history_cap: int = 50,
-                       max_bytes: int = MAX_SNAPSHOT_BYTES_DEFAULT) -> SelfState:
-    """The `SelfState` saved in `path`.
-
-    Raises `OSError` if it cannot be read and `ValueError` if it is not a
-    valid snapshot: not a regular file of at most `max_bytes` bytes
-    (`read_regular_file`), not UTF-8 JSON, not `SelfState.from_dict` data, or
-    (for a file named ``snapshot_<tick>.json``) holding another tick than its
-    name.
-    """
-    path = Path(path)
-    raw = read_regular_file(path, max_bytes)
-    try:
-        data = json.loads(raw)
-    except RecursionError:
-        raise ValueError("nested too deeply to be a snapshot") from None
-    state = SelfState.from_dict(data, memory_cap=memory_cap, recent_events_cap=recent_events_cap,
-                                history_cap=history_cap,
-                                adaptation_history_cap=adaptation_history_cap)
-    m = _NAME.fullmatch(path.name)
-    if m and int(m.group(1)) != state.ticks:
-        raise ValueError(f"holds tick {state.ticks}, but its name says {int(m.group(1))}")
-    return state
-
-
-def load_snapshot(data_dir: PathLike, tick: int, *, memory_cap: int = 50,
-                  recent_events_cap: int = 1000, history_cap: int = 1000,
-                  adaptation_history_cap: int = 50,
-                  max_bytes: int = MAX_SNAPSHOT_BYTES_DEFAULT) -> SelfState:
-    """The state saved at `tick` (``FileNotFoundError`` if there is no such file)."""
-    return read_snapshot_file(snapshot_path(data_dir, tick), memory_cap=memory_cap,
-                              recent_events_cap=recent_events_cap, history_cap=history_cap,
-                              adaptation_history_cap=adaptation_history_cap,
-                              max_bytes=max_bytes)
-
-
-def load_latest(data_dir: PathLike, *, memory_cap: int = 50, recent_events_cap: int = 1000,
-                history_cap: int = 1000, adaptation_history_cap: int = 50,
-                max_bytes: int = MAX_SNAPSHOT_BYTES_DEFAULT) -> tuple[SelfState, Path | None]:
-    """``(state, path)`` from the newest valid snapshot, else ``(SelfState(**caps), None)``.
-
-    Files are tried from the highest tick down; each one that cannot be read
-    or is not a valid snapshot is skipped with a warning naming it: that
-    includes anything but a regular file, and a file over `max_bytes`
-    (default 16 MiB).  The caps are `SelfState`'s log caps.
-    """
-    _check_max_bytes(max_bytes)
-    caps = {"memory_cap": memory_cap, "recent_events_cap": recent_events_cap,
-            "history_cap": history_cap, "adaptation_history_cap": adaptation_history_cap}
-    for _, path in reversed(list_snapshots(data_dir)):
-        try:
-            return read_snapshot_file(path, max_bytes=max_bytes, **caps), path
-        except (OSError, ValueError) as exc:
-            logger.warning("skipping snapshot %s: %s", path, exc)
-    logger.info("no valid snapshot in %s: starting a fresh state", snapshot_dir(data_dir))
-    return SelfState(memory_cap=memory_cap, recent_events_cap=recent_events_cap,
-                     history_cap=history_cap, adaptation_history_cap=adaptation_history_cap), None

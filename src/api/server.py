@@ -22,7 +22,7 @@ from src.state.snapshot_manager import StateSnapshotManager
 from src.validation import is_int, is_number, positive_int
 
 from .cache import StatusCache
-from .deadlines import ConnectionDeadlines
+from .deadlines import HEAD, ConnectionDeadlines
 from .errors import json_bytes
 from .handler import LifeHandler
 from .routes import LifeApi
@@ -113,9 +113,13 @@ class LifeServer(ThreadingHTTPServer):
                 pass
             self.shutdown_request(request)
             return
+        # Waiting on its head from the moment it is accepted, before its thread
+        # runs: else a newcomer at the cap finds no one to evict and gets a 503.
+        self.deadlines.enter(request, HEAD)
         try:
             super().process_request(request, client_address)
         except BaseException:
+            self.deadlines.leave(request)
             self._slots.release()
             raise
 

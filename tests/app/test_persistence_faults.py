@@ -344,8 +344,10 @@ def test_a_symlink_to_dev_zero_is_skipped_in_bounded_memory(tmp_path):
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
 
+    # cwd: not the checkout, whose csnapshot/ (unbuilt in a non-editable install)
+    # would shadow the installed one on the child's sys.path.
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, preexec_fn=limit)
+                         timeout=60, preexec_fn=limit, cwd=tmp_path)
     assert out.returncode == 0 and out.stdout.strip() == "1", out.stderr[-2000:]
     assert "symbolic link" in out.stderr
 
@@ -436,8 +438,20 @@ def test_a_failed_final_save_is_a_non_zero_exit(tmp_path):
         while not list((data / "snapshots").glob("snapshot_*.json")):
             assert time.monotonic() < deadline and proc.poll() is None, "no snapshot saved"
             threading.Event().wait(0.05)
-        (data / "snapshots").rename(data / "moved")
-        (data / "snapshots").write_text("in the way")
+        # A file takes the folder's place.  The writer re-creates a missing
+        # folder before each save, so the swap is two renames, retried
+        # (bounded) while a save slips a fresh folder in between them.
+        blocker = tmp_path / "blocker"
+        blocker.write_text("in the way")
+        for attempt in range(100):
+            (data / "snapshots").rename(data / f"moved-{attempt}")
+            try:
+                blocker.rename(data / "snapshots")
+                break
+            except OSError:  # a save re-created the folder between the renames
+                continue
+        else:
+            pytest.fail("a save re-created the snapshots folder 100 times in a row")
         proc.terminate()
         err = proc.stderr.read()
         proc.wait(20)

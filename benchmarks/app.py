@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import sys
 import threading
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -34,6 +35,12 @@ logging.getLogger("src").setLevel(logging.WARNING)
 # The event rate of the original project's own measurement (0.67 events per tick),
 # so the loop's figures can be set beside its ~780 ticks/s.
 EVENTS_PER_TICK = 0.67
+
+
+def server_command(port: int, data_dir: str, *options: str) -> list[str]:
+    """The operator's command line (scenario 7 runs the real thing in its own process)."""
+    return [sys.executable, "-m", "src.main_server_api", "--port", str(port),
+            "--data-dir", data_dir, *options]
 
 
 # ---- states (scenario 4) -----------------------------------------------------

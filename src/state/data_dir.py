@@ -123,6 +123,11 @@ def _check_folder(path: Path, what: str) -> None:
         raise DataDirError(path, f"cannot use the {what}: {_reason(exc)}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise DataDirError(path, f"is {_kind(st.st_mode)}, not a folder")
+    try:
+        with os.scandir(path):
+            pass
+    except OSError as exc:
+        raise DataDirError(path, f"cannot read it: {_reason(exc)}") from None
 
 
 def open_data_dir(path: PathLike, *, lock: bool = True) -> DataDir:
@@ -135,18 +140,8 @@ def open_data_dir(path: PathLike, *, lock: bool = True) -> DataDir:
     """
     path = Path(path)
     _check_folder(path, "data folder")
-    try:
-        with os.scandir(path):
-            pass
-    except OSError as exc:
-        raise DataDirError(path, f"cannot read it: {_reason(exc)}") from None
     snapshots = path / SNAPSHOT_DIRNAME
     _check_folder(snapshots, "snapshots folder")
-    try:
-        with os.scandir(snapshots):
-            pass
-    except OSError as exc:
-        raise DataDirError(snapshots, f"cannot read it: {_reason(exc)}") from None
     # Permission bits say little (root, ACLs, read-only mounts): try a write.
     probe = snapshots / f".write-probe-{os.getpid()}"
     try:

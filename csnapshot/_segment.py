@@ -267,7 +267,7 @@ def open_for_takeover(path: str, kind: int) -> tuple[int, Header, bytes]:
         if not try_writer_lock(fd):
             pid = _stored_pid_hint(fd)
             raise SegmentBusyError(
-                f"{path}: another process{pid} is the writer of this segment and is alive; "
+                f"{path}: the segment has a live writer{pid}; "
                 "one writer per segment (open it with .open() to read)")
         check_mode(path, fd)
         header, schema = read_header(path, fd, kind)

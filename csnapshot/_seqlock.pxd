@@ -92,6 +92,7 @@ cdef extern from "csnap_seqlock.h" nogil:
     # latch writer: only the holder of the writer role, inside csnap_latch_lock()
     int csnap_latch_lock(csnap_latch *l, int64_t timeout_ns)
     void csnap_latch_unlock(csnap_latch *l)
+    uint64_t csnap_latch_writer_seq(csnap_latch *l)
     uint64_t csnap_latch_peek_bits(csnap_latch *l, uint32_t i)
     void csnap_latch_store_bits(csnap_latch *l, uint32_t c, uint32_t i, uint64_t bits)
     void csnap_latch_store_bytes(csnap_latch *l, uint32_t c, uint32_t first,

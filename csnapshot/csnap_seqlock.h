@@ -626,6 +626,13 @@ static inline void csnap_latch_unlock(csnap_latch *l)
     atomic_store_explicit(&l->wlock, 0, memory_order_release);
 }
 
+/* WRITER ONLY (holding the lock): the counter.  Relaxed: the writer role is
+ * the only one that stores it, and the lock's acquire ordered its last store. */
+static inline uint64_t csnap_latch_writer_seq(csnap_latch *l)
+{
+    return atomic_load_explicit(&l->seq, memory_order_relaxed);
+}
+
 /* WRITER ONLY (holding the lock): the current value of slot i.  Relaxed: only
  * the lock holder stores, and the lock's acquire made every earlier store of
  * the writer role visible (a successor: csnap_latch_recover()'s acquire). */
@@ -691,7 +698,7 @@ static inline void csnap_latch_notify(csnap_latch *l, uint64_t seq)
 static inline void csnap_latch_write(csnap_latch *l, uint32_t n, const uint32_t *idx,
                                      const uint64_t *bits)
 {
-    uint64_t s = atomic_load_explicit(&l->seq, memory_order_relaxed);  /* writer's own */
+    uint64_t s = csnap_latch_writer_seq(l);
     for (int half = 0; half < 2; half++) {
         uint32_t c = (uint32_t)(s & 1);   /* the copy readers are about to leave */
         s = csnap_latch_switch(l, s);

@@ -638,7 +638,17 @@ cdef class SharedVitals(_SharedBase):
         csnap_latch_unlock(self._latch)
         return 0
 
-    # ---- test hook -------------------------------------------------------
+    # ---- test hooks ------------------------------------------------------
+
+    def _hold_write_section(self):
+        """TESTS ONLY: keep the writer threads' lock taken inside a `with` block.
+
+        Nothing is stored; readers are not affected (they never wait for the
+        writer); other writes by this handle wait and then raise
+        `StalledWriterError`.
+        """
+        self._need_writer()
+        return _held_lock(self)
 
     def _stop_inside_write(self, int half=1, **values):
         """TESTS ONLY: begin a write of `values` and stop inside it, for good.
@@ -681,6 +691,19 @@ cdef class SharedVitals(_SharedBase):
         body = ", ".join([f"{n}={v!r}" for n, v in zip(self._names, values)])
         role = "writer" if self.is_writer else "reader"
         return f"<SharedVitals {self.path} ({role}) {body} version={version}>"
+
+
+def _held_lock(_SharedBase h):
+    import contextlib
+
+    @contextlib.contextmanager
+    def held():
+        h._lock()
+        try:
+            yield h
+        finally:
+            csnap_latch_unlock(h._latch)
+    return held()
 
 
 def _latch_address(_SharedBase h):

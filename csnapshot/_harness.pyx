@@ -630,8 +630,12 @@ cdef int _check_invariant_fields(SharedVitals v) except -1:
     return 0
 
 
-def latch_reader(SharedVitals v, uint64_t reads):
-    """Take `reads` native copies of `v` without the GIL; returns the counts as a dict."""
+def latch_reader(SharedVitals v, uint64_t reads, uint64_t min_changes=0, double max_seconds=60.0):
+    """Take `reads` native copies of `v` without the GIL; returns the counts as a dict.
+
+    Goes on past `reads` until the copies showed `min_changes` new versions,
+    but never past `max_seconds` (the result then shows too few changes).
+    """
     _check_invariant_fields(v)
     cdef csnap_latch *l = shared_latch(v)
     cdef uint32_t n = <uint32_t>len(v)
@@ -642,10 +646,13 @@ def latch_reader(SharedVitals v, uint64_t reads):
     cdef csnap_read_stats stats
     cdef uint64_t seq = 0, last_seq = 0
     cdef double last_k = 0.0
+    cdef int64_t hard = harness_add_ns(csnap_monotonic_ns(), _ns(max_seconds, "max_seconds"))
     memset(&c, 0, sizeof(c))
     memset(&stats, 0, sizeof(stats))
     with nogil:
-        while c.reads < reads:
+        while c.reads < reads or c.changes < min_changes:
+            if (c.reads & 1023) == 0 and c.reads >= reads and csnap_monotonic_ns() > hard:
+                break
             if csnap_latch_read(l, n, buf, &seq, &stats) != CSNAP_OK:
                 c.fallbacks += 1      # overtaken every time: try again
                 continue

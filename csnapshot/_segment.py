@@ -22,7 +22,6 @@ import stat
 import struct
 import time
 import uuid
-from typing import Any
 
 from ._schema import Field, check_schema
 
@@ -181,10 +180,7 @@ def open_reader(path: str, kind: int) -> tuple[int, bool, Header, bytes]:
         raise FileNotFoundError(errno.ENOENT, f"no shared-memory segment {path} "
                                 f"({KIND_NAMES[kind]}.create makes one)", path) from None
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise SegmentError(f"{path}: is a symbolic link; open the segment by its "
-                               "real path") from None
-        raise
+        raise _open_error(path, e) from None
     try:
         check_mode(path, fd)
         header, schema = read_header(path, fd, kind)
@@ -192,6 +188,14 @@ def open_reader(path: str, kind: int) -> tuple[int, bool, Header, bytes]:
         os.close(fd)
         raise
     return fd, writable, header, schema
+
+
+def _open_error(path: str, e: OSError) -> OSError:
+    if e.errno == errno.ELOOP:
+        return SegmentError(f"{path}: is a symbolic link; open the segment by its real path")
+    if e.errno == errno.EISDIR:
+        return SegmentError(f"{path}: not a shared-memory segment (not a regular file)")
+    return e
 
 
 def _no_access(path: str) -> PermissionError:
@@ -263,6 +267,8 @@ def open_for_takeover(path: str, kind: int) -> tuple[int, Header, bytes]:
     except PermissionError:
         raise PermissionError(errno.EACCES, f"no permission to write segment {path}",
                               path) from None
+    except OSError as e:
+        raise _open_error(path, e) from None
     try:
         if not try_writer_lock(fd):
             pid = _stored_pid_hint(fd)
@@ -311,6 +317,3 @@ def reopen_fd(fd: int, path: str) -> int:
             continue
     return -1
 
-
-def describe(obj: Any) -> str:
-    return type(obj).__name__

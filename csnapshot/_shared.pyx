@@ -158,7 +158,9 @@ cdef class _SharedBase:
             csnap_role_store(&self._writer, 0)
             self._fd = _segment.reopen_fd(old, self.path)
             os.close(old)
-        self._owner_pid = os.getpid()
+            # _owner_pid stays the parent's: _need_writer() names the fork.
+        else:
+            self._owner_pid = os.getpid()
         self._role_lock = threading.Lock()
         return 0
 

@@ -59,3 +59,30 @@ def SharedVitalsType(shm_name):
         return csnapshot.SharedVitals.create(f"{shm_name}-{next(counter)}", fields,
                                              timeout=timeout)
     return make
+
+
+@pytest.fixture
+def spawn(tmp_path):
+    """Start ``python -c CODE ARGS...`` (stdin/stdout pipes, text); killed at teardown.
+
+    Children run in tmp_path, off the checkout, so they import the installed
+    csnapshot exactly as the tests do.
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    procs = []
+
+    def start(code, *args):
+        p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()

@@ -35,7 +35,8 @@
  *  - Nothing may fail inside a write section: validate and convert first.
  *  - Every access to shared state is a C11 atomic with an explicit order; each
  *    one names the access it pairs with.  Why each order is enough under the
- *    C11 model (not only on x86): docs/design.md, "Memory orderings".
+ *    C11 model (not only on x86): docs/design.md, "Memory orderings" and
+ *    "The latch form".
  *
  * Layout: a csnap_record is one allocation made by csnap_record_alloc(),
  * aligned and padded to whole cache lines: counter and slots first, the

@@ -46,10 +46,11 @@ while True:
     vals = [k * (i + 1.0) for i in range(8)]
     w(*vals)
     pack(shm.buf, 0, *vals)
-    if period:
+    if period:                       # sleep, do not spin: the readers need the cores
         nxt += period
-        while time.perf_counter() < nxt:
-            pass
+        delay = nxt - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
 """
 
 READER = """
@@ -95,7 +96,7 @@ b = SharedBytes.open(name)
 times, version = [], b.version
 while len(times) < count and b.wait_newer(version, 5):
     t = time.perf_counter()
-    version, body = b.read()
+    version, body = b.read()         # the copy of the new body
     times.append(time.perf_counter() - t)
 size = len(body)
 pipe, got = [], 0
@@ -141,11 +142,12 @@ def _vitals(ctx, s: dict[str, Any]) -> list[dict[str, Any]]:
         finally:
             w.kill()
             w.wait()
-            for p in (f"/dev/shm/{name}", f"/dev/shm/{name}-mp"):
-                try:
-                    os.unlink(p)
-                except OSError:
-                    pass
+            # The -mp segment is unlinked by the killed writer's resource tracker
+            # (multiprocessing's own behaviour); ours we remove.
+            try:
+                os.unlink(f"/dev/shm/{name}")
+            except OSError:
+                pass
     return rows
 
 

@@ -100,7 +100,7 @@ def test_twin_field_writer_is_sealed_too():
     with pytest.raises(TypeError):
         type(w)(v, (100000,))
     with pytest.raises(AttributeError):
-        w._indexes = (5,)
+        w._slots = (5,)
     with pytest.raises(TypeError):
         pickle.dumps(w)
 

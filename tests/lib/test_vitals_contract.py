@@ -93,6 +93,15 @@ def test_unknown_name_on_read(Vitals):
         v[["unhashable"]]
 
 
+def test_membership_is_false_for_anything_but_a_field_name(Vitals):
+    v = Vitals(schema())
+    assert "energy" in v and "nope" not in v
+    # Unhashable or odd names are simply not fields: never an error.
+    for name in ([], {}, set(), ["energy"], bytearray(b"energy"), None, 1, 1.5):
+        assert (name in v) is False, name
+    assert v.version == 0
+
+
 # ---- writes ---------------------------------------------------------------
 
 def test_write_clamps_and_counts_versions(Vitals):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Literal, Mapping
 
 from ._schema import (
     INT64_MAX,
@@ -179,7 +179,8 @@ class Vitals:
     # ---- copying, pickling, repr ----
 
     def __copy__(self) -> "Vitals":
-        return _restore(type(self), self._fields, self.read_tuple(), self._timeout)
+        new: Vitals = _restore(type(self), self._fields, self.read_tuple(), self._timeout)
+        return new
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "Vitals":
         return self.__copy__()
@@ -260,7 +261,7 @@ class _HeldSection:
         self._held = True
         return self
 
-    def __exit__(self, *exc: object) -> bool:
+    def __exit__(self, *exc: object) -> Literal[False]:
         # Only one exit releases the lock, however many threads leave the block.
         with self._exit_lock:
             held, self._held = self._held, False

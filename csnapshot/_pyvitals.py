@@ -151,8 +151,13 @@ class Vitals:
         self._commit(prepared, delta)
 
     def _convert(self, i: int, value: Any, delta: bool) -> float | int:
-        # One value as field i's kind, unclamped (clamping happens in _commit).
-        return coerce(self._fields[i], value, delta=delta)
+        # One value as field i's kind, unclamped (clamping happens in _commit),
+        # except that an int saturates at the int64 range first: the native
+        # slot holds an int64, so a delta of -2**64 adds INT64_MIN there.
+        out = coerce(self._fields[i], value, delta=delta)
+        if self._fields[i].kind is int:
+            out = min(max(out, INT64_MIN), INT64_MAX)
+        return out
 
     def _commit(self, prepared: list[tuple[int, Any]], delta: bool) -> None:
         if not prepared:

@@ -621,6 +621,8 @@ cdef class FieldWriter:
         if n != self._n:
             names = ", ".join([self._vitals._names[i] for i in self._slots])
             raise TypeError(f"this writer takes {self._n} values ({names}), got {n}")
+        if n == 0:
+            return  # a writer of no fields: no section, no new version (as the twin)
         cdef uint64_t bits[STACK_SLOTS]
         cdef Py_ssize_t k
         for k in range(n):

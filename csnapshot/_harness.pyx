@@ -30,7 +30,7 @@ from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from csnapshot._seqlock cimport *
-from csnapshot._vitals cimport Vitals, vitals_record
+from csnapshot._vitals cimport Vitals
 
 import threading
 
@@ -263,6 +263,9 @@ cdef class _LockedData:
 
     def __cinit__(self, int sync, values):
         cdef uint32_t i
+        # A tuple: converting an item below runs Python code (__float__), which
+        # must not be able to shrink the sequence under the unchecked index.
+        values = tuple(values)
         cdef size_t header = (sizeof(locked_block) + 63) // 64 * 64
         cdef size_t size = (header + len(values) * sizeof(uint64_t) + 63) // 64 * 64
         self.n = <uint32_t>len(values)
@@ -347,8 +350,10 @@ def _run_locked_writer(_LockedData d, _Stop stop, int64_t period_ns, list out):
 def _run_reader(Vitals vitals, Py_ssize_t slot, _Stop stop, int64_t timeout_ns,
                 _Counts counts):
     _check_slot(slot, counts)
-    cdef uint32_t n = <uint32_t>len(vitals)   # raises for an uninitialised record
-    cdef csnap_record *rec = vitals_record(vitals)
+    # The record and its own slot count: never len(vitals), which a subclass
+    # can override (a larger count would copy past the end of the record).
+    cdef csnap_record *rec = vitals._record()   # raises for an uninitialised record
+    cdef uint32_t n = vitals._n
     cdef uint64_t *buf = <uint64_t *>PyMem_Malloc(n * sizeof(uint64_t))
     if buf == NULL:
         stop.never_ran(reader=True)
@@ -362,8 +367,8 @@ def _run_reader(Vitals vitals, Py_ssize_t slot, _Stop stop, int64_t timeout_ns,
 
 
 def _run_native_writer(Vitals vitals, _Stop stop, int64_t period_ns, list out):
-    cdef uint32_t n = <uint32_t>len(vitals)   # raises for an uninitialised record
-    cdef csnap_record *rec = vitals_record(vitals)
+    cdef csnap_record *rec = vitals._record()   # raises for an uninitialised record
+    cdef uint32_t n = vitals._n                 # as in _run_reader: not len(vitals)
     cdef uint64_t writes
     with nogil:
         writes = writer_loop(rec, n, &stop.s, period_ns)
@@ -425,7 +430,7 @@ def run(Vitals vitals, int readers, double seconds, str writer, int writers,
         raise ValueError(f"write_rate must be >= 0 writes per second, got {write_rate!r}")
     if not read_timeout > 0:
         raise ValueError(f"read_timeout must be a positive number of seconds, got {read_timeout!r}")
-    len(vitals)   # an uninitialised record raises here, before any thread starts
+    vitals._record()   # an uninitialised record raises here, before any thread starts
     cdef int64_t period = _ns(1.0 / write_rate, "1 / write_rate") if write_rate > 0 else 0
     # "Forever" as for Vitals(timeout=...): -1 for the C waits.
     cdef int64_t timeout_ns = -1 if read_timeout >= threading.TIMEOUT_MAX else _ns(read_timeout, "read_timeout")

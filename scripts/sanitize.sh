@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build csnapshot with a sanitizer into a throwaway venv and run tests under it.
 #
-#   scripts/sanitize.sh thread    # ThreadSanitizer: the native stress tests
+#   scripts/sanitize.sh thread    # ThreadSanitizer: the native stress tests, the hammer
 #   scripts/sanitize.sh address   # AddressSanitizer + UBSan: the fuzz, hammer and
 #                                 # memory-safety tests (and the contract suite)
 #
@@ -53,7 +53,7 @@ export CSNAPSHOT_FUZZ_EXAMPLES=${CSNAPSHOT_FUZZ_EXAMPLES:-40}
 export CSNAPSHOT_HAMMER_CALLS=${CSNAPSHOT_HAMMER_CALLS:-500}
 if [ "$kind" = thread ]; then
   tests=(tests/lib/test_stress.py tests/lib/test_harness_sync.py tests/lib/test_native.py
-         tests/lib/test_vitals_contract.py)
+         tests/lib/test_vitals_contract.py tests/lib/test_hammer.py)
 else
   # Child processes (the memory-safety crash cases, the hammer) inherit
   # LD_PRELOAD and the options, so they run instrumented too.

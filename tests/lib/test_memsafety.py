@@ -1,4 +1,4 @@
-"""Issue 15: no Python code can crash the interpreter (items 1-10).
+"""No Python code can crash the interpreter: one case per defect found (docs/development/memory-safety.md).
 
 Each crash case runs in a fresh interpreter, so a segfault or a fatal error
 fails the test instead of killing pytest; the child prints "ok" when every

@@ -52,7 +52,8 @@ def free_threaded_python() -> tuple[str | None, str]:
         capture_output=True, text=True, cwd=tempfile.gettempdir())
     if probe.returncode != 0 or probe.stdout.strip() != "False":
         return None, (f"{candidate} cannot import csnapshot's compiled extension with the GIL "
-                      f"disabled (install this tree into it): {probe.stderr.strip()[-300:]}")
+                      f"disabled (install this tree into it): "
+                      f"{(probe.stderr.strip().splitlines() or [''])[-1][:300]}")
     return candidate, ""
 
 

@@ -1,8 +1,8 @@
-"""No Python code can crash the interpreter: one case per defect found (docs/development/memory-safety.md).
+"""No Python code can crash the interpreter: one case per defect found so far.
 
 Each crash case runs in a fresh interpreter, so a segfault or a fatal error
 fails the test instead of killing pytest; the child prints "ok" when every
-step behaved.
+step behaved.  The rules and the audit of every site: docs/development/memory-safety.md.
 """
 
 import copy

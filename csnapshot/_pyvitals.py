@@ -9,6 +9,12 @@ read that item and never wait.  A list item, not a plain attribute, because
 list item access is what CPython makes safe against concurrent replacement on
 free-threaded builds (PyList_GetItemRef / PyList_SetItem); a ``__slots__``
 member read is not guaranteed to be on 3.13.
+
+The private names follow _vitals.pyx name for name (``_slot``, ``_apply_dict``,
+``_convert``, ``_commit``, ``FieldWriter._slots``, ``_HeldSection``, ``_restore``,
+``_INTERNAL``, ``STACK_SLOTS``), so a change to one is easy to find in the other.
+Only the twin has ``_cell``/``_write_lock`` (its record), ``_lows``/``_highs`` (the
+native bounds table) and ``_timeout_wait`` (the native ``_timeout_ns``, in seconds).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from hypothesis.stateful import (  # noqa: E402
 )
 
 import csnapshot  # noqa: E402
-from csnapshot import Field, StalledWriterError  # noqa: E402
+from csnapshot import Field  # noqa: E402
 from csnapshot import _native_vitals  # noqa: E402
 
 NATIVE = _native_vitals.Vitals
@@ -527,14 +527,18 @@ class VitalsPair(RuleBasedStateMachine):
             return multiple()
         return self.track((call(rec[0])(), call(rec[1])()))
 
-    @rule(rec=records, names=st.lists(st.sampled_from(NAMES), max_size=3),
-          count=st.integers(min_value=0, max_value=9))
-    def restore_odd_values(self, rec: tuple, names: list, count: int) -> None:
-        fn_n, args_n = rec[0].__reduce__()
-        fn_t, args_t = rec[1].__reduce__()
-        values = tuple([math.nan] * count)
-        agree("_restore(bad values)", lambda: fn_n(args_n[0], args_n[1], values, args_n[3]),
-              lambda: fn_t(args_t[0], args_t[1], values, args_t[3]))
+    @rule(rec=records, data=st.data())
+    def restore(self, rec: tuple, data: Any) -> None:
+        # The unpickle function with values pickle data could carry: the
+        # wrong count, NaN, hostile numbers; validated like any write.
+        size = len(rec[0]) if data.draw(st.booleans()) else data.draw(st.integers(0, 6))
+        values = data.draw(st.lists(SOME_DESCS, min_size=size, max_size=size))
+
+        def call(v: Any) -> Callable[[], Any]:
+            fn, (cls, schema, _, timeout) = v.__reduce__()
+            vals = tuple(build_value(d, v) for d in values)
+            return lambda: fn(cls, schema, vals, timeout)
+        agree("_restore", call(rec[0]), call(rec[1]))
 
     @invariant()
     def same_state(self) -> None:

@@ -36,8 +36,9 @@ elif sanitize == "address":
 here = os.path.dirname(os.path.abspath(__file__))
 common = dict(
     include_dirs=[os.path.join(here, "csnapshot")],
-    depends=["csnapshot/csnap_seqlock.h", "csnapshot/csnap_pycell.h", "csnapshot/_seqlock.pxd", "csnapshot/_vitals.pxd",
-             "csnapshot/_shared.pxd"],
+    depends=["csnapshot/csnap_seqlock.h", "csnapshot/csnap_pycell.h", "csnapshot/csnap_harness.h",
+             "csnapshot/_seqlock.pxd", "csnapshot/_vitals.pxd", "csnapshot/_cpython.pxd",
+             "csnapshot/_pycell.pxd", "csnapshot/_harness.pxd", "csnapshot/_shared.pxd"],
     extra_compile_args=compile_args,
     extra_link_args=link_args,
 )

@@ -11,6 +11,17 @@ For comparison (``sync="mutex"`` / ``"rwlock"``) the same reader and writer
 loops run against a plain ``uint64_t[n]`` copy of the data guarded by a
 ``pthread_mutex_t`` or a ``pthread_rwlock_t`` (glibc defaults; readers take the
 read lock): same invariant, same counters, retries and fallbacks always 0.
+
+Why those lock baselines live in the installed library rather than in
+benchmarks/: `python -m benchmarks` compares the seqlock with them, and the
+comparison is only fair when both run the very same nogil C loops, compiled
+the same way, against the same data layout -- a Python-level lock (or a second
+extension module built only for the benchmarks) would measure something else.
+They are private (this module is not part of the public API) and cost nothing
+unless ``sync="mutex"`` or ``"rwlock"`` is asked for.
+
+The C declarations (pthread locks, the run's start gate and stop rule) are in
+_harness.pxd; the gate and stop rule themselves in csnap_harness.h.
 """
 
 cimport cython
@@ -19,132 +30,9 @@ from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from csnapshot._seqlock cimport *
-from csnapshot._vitals cimport Vitals, vitals_record
+from csnapshot._vitals cimport Vitals
 
 import threading
-
-
-# The comparison locks (sync="mutex" / "rwlock").  Opaque to Cython: the C
-# compiler knows their sizes from <pthread.h>.
-cdef extern from "<pthread.h>" nogil:
-    ctypedef struct pthread_mutex_t:
-        pass
-    ctypedef struct pthread_rwlock_t:
-        pass
-    int pthread_mutex_init(pthread_mutex_t *m, const void *attr)
-    int pthread_mutex_destroy(pthread_mutex_t *m)
-    int pthread_mutex_lock(pthread_mutex_t *m)
-    int pthread_mutex_unlock(pthread_mutex_t *m)
-    int pthread_rwlock_init(pthread_rwlock_t *l, const void *attr)
-    int pthread_rwlock_destroy(pthread_rwlock_t *l)
-    int pthread_rwlock_rdlock(pthread_rwlock_t *l)
-    int pthread_rwlock_wrlock(pthread_rwlock_t *l)
-    int pthread_rwlock_unlock(pthread_rwlock_t *l)
-
-# When the run starts and when it may end.
-#
-# Start: every thread of the run (readers, native writers, a Python writer)
-# waits at a gate until all have arrived; the last to arrive sets the deadlines
-# and opens it.  So no thread spins while the others are still being started
-# -- on 2 cores two early readers can otherwise keep a writer from ever
-# running in a short run -- and thread start-up does not eat into `seconds`.
-#
-# End: readers end once the deadline has passed *and* they have taken
-# `min_reads` copies (or at the hard deadline); writers keep writing until
-# every reader has ended (or the hard deadline).  A reader starved by a
-# flat-out writer on a slow machine (a sanitizer build, a loaded CI box) so
-# still gets its reads against a live writer instead of failing a count.
-cdef extern from *:
-    """
-    #include <stdatomic.h>
-    typedef struct {
-        _Atomic uint32_t not_arrived;       /* threads not yet at the gate */
-        _Atomic uint32_t gate_open;
-        _Atomic uint32_t readers_running;
-        int64_t seconds_ns, max_seconds_ns; /* the run's length and its cap */
-        int64_t opened_ns;                  /* set before gate_open, read after it */
-        int64_t deadline_ns;                /* the run's nominal end */
-        int64_t hard_deadline_ns;           /* the latest end, min_reads or not */
-        uint64_t min_reads;                 /* per reader */
-    } harness_stop;
-
-    /* now + ns without signed overflow. */
-    static inline int64_t harness_add_ns(int64_t now, int64_t ns)
-    {
-        return ns > INT64_MAX - now ? INT64_MAX : now + ns;
-    }
-
-    static inline void harness_open(harness_stop *s)
-    {
-        s->opened_ns = csnap_monotonic_ns();
-        s->deadline_ns = harness_add_ns(s->opened_ns, s->seconds_ns);
-        s->hard_deadline_ns = harness_add_ns(s->opened_ns, s->max_seconds_ns);
-        /* Release: pairs with the acquire load in harness_gate, so a thread
-           that sees the gate open also sees the deadlines written above. */
-        atomic_store_explicit(&s->gate_open, 1, memory_order_release);
-    }
-
-    static inline void harness_stop_init(harness_stop *s, uint32_t threads, uint32_t readers,
-                                         int64_t seconds_ns, int64_t max_seconds_ns,
-                                         uint64_t min_reads)
-    {
-        atomic_init(&s->not_arrived, threads);
-        atomic_init(&s->gate_open, 0);
-        atomic_init(&s->readers_running, readers);
-        s->seconds_ns = seconds_ns;
-        s->max_seconds_ns = max_seconds_ns;
-        s->min_reads = min_reads;
-        if (threads == 0)
-            harness_open(s);
-    }
-
-    /* A thread that will never reach the gate: count it as arrived, open
-       the gate if it was the last one, and never wait (the caller may have
-       more threads to account for, on this same thread). */
-    static inline void harness_leave(harness_stop *s)
-    {
-        /* Relaxed, as in harness_gate. */
-        if (atomic_fetch_sub_explicit(&s->not_arrived, 1, memory_order_relaxed) == 1)
-            harness_open(s);
-    }
-
-    static inline void harness_gate(harness_stop *s)
-    {
-        /* Relaxed: the count only decides who arrives last; the deadlines
-           travel through gate_open's release/acquire pair. */
-        if (atomic_fetch_sub_explicit(&s->not_arrived, 1, memory_order_relaxed) == 1) {
-            harness_open(s);
-            return;
-        }
-        /* Acquire: pairs with the release store in harness_open. */
-        while (!atomic_load_explicit(&s->gate_open, memory_order_acquire))
-            csnap_yield();
-    }
-
-    /* readers_running publishes no data -- each thread's counts are read
-       after join(), which synchronises -- so it is relaxed both ways. */
-    static inline void harness_reader_ended(harness_stop *s)
-    {
-        atomic_fetch_sub_explicit(&s->readers_running, 1, memory_order_relaxed);
-    }
-
-    static inline int harness_readers_running(harness_stop *s)
-    {
-        return atomic_load_explicit(&s->readers_running, memory_order_relaxed) != 0;
-    }
-    """
-    ctypedef struct harness_stop:
-        int64_t opened_ns
-        int64_t deadline_ns
-        int64_t hard_deadline_ns
-        uint64_t min_reads
-    void harness_stop_init(harness_stop *s, uint32_t threads, uint32_t readers,
-                           int64_t seconds_ns, int64_t max_seconds_ns, uint64_t min_reads) nogil
-    void harness_gate(harness_stop *s) nogil
-    void harness_leave(harness_stop *s) nogil
-    int64_t harness_add_ns(int64_t now, int64_t ns) nogil
-    void harness_reader_ended(harness_stop *s) nogil
-    bint harness_readers_running(harness_stop *s) nogil
 
 
 cdef inline bint reader_should_stop(const harness_stop *s, uint64_t reads) noexcept nogil:
@@ -192,10 +80,6 @@ cdef inline int writer_turn(harness_stop *stop, writer_pace *pace) noexcept nogi
         pace.next_at = harness_add_ns(pace.next_at, pace.period_ns)
     return WRITER_WRITE
 
-
-cdef extern from "<stdlib.h>" nogil:
-    void *aligned_alloc(size_t alignment, size_t size)
-    void free(void *p)
 
 cdef enum:
     SYNC_SEQLOCK = 0
@@ -379,6 +263,9 @@ cdef class _LockedData:
 
     def __cinit__(self, int sync, values):
         cdef uint32_t i
+        # A tuple: converting an item below runs Python code (__float__), which
+        # must not be able to shrink the sequence under the unchecked index.
+        values = tuple(values)
         cdef size_t header = (sizeof(locked_block) + 63) // 64 * 64
         cdef size_t size = (header + len(values) * sizeof(uint64_t) + 63) // 64 * 64
         self.n = <uint32_t>len(values)
@@ -463,8 +350,10 @@ def _run_locked_writer(_LockedData d, _Stop stop, int64_t period_ns, list out):
 def _run_reader(Vitals vitals, Py_ssize_t slot, _Stop stop, int64_t timeout_ns,
                 _Counts counts):
     _check_slot(slot, counts)
-    cdef uint32_t n = <uint32_t>len(vitals)   # raises for an uninitialised record
-    cdef csnap_record *rec = vitals_record(vitals)
+    # The record and its own slot count: never len(vitals), which a subclass
+    # can override (a larger count would copy past the end of the record).
+    cdef csnap_record *rec = vitals._record()   # raises for an uninitialised record
+    cdef uint32_t n = vitals._n
     cdef uint64_t *buf = <uint64_t *>PyMem_Malloc(n * sizeof(uint64_t))
     if buf == NULL:
         stop.never_ran(reader=True)
@@ -478,8 +367,8 @@ def _run_reader(Vitals vitals, Py_ssize_t slot, _Stop stop, int64_t timeout_ns,
 
 
 def _run_native_writer(Vitals vitals, _Stop stop, int64_t period_ns, list out):
-    cdef uint32_t n = <uint32_t>len(vitals)   # raises for an uninitialised record
-    cdef csnap_record *rec = vitals_record(vitals)
+    cdef csnap_record *rec = vitals._record()   # raises for an uninitialised record
+    cdef uint32_t n = vitals._n                 # as in _run_reader: not len(vitals)
     cdef uint64_t writes
     with nogil:
         writes = writer_loop(rec, n, &stop.s, period_ns)
@@ -541,7 +430,7 @@ def run(Vitals vitals, int readers, double seconds, str writer, int writers,
         raise ValueError(f"write_rate must be >= 0 writes per second, got {write_rate!r}")
     if not read_timeout > 0:
         raise ValueError(f"read_timeout must be a positive number of seconds, got {read_timeout!r}")
-    len(vitals)   # an uninitialised record raises here, before any thread starts
+    vitals._record()   # an uninitialised record raises here, before any thread starts
     cdef int64_t period = _ns(1.0 / write_rate, "1 / write_rate") if write_rate > 0 else 0
     # "Forever" as for Vitals(timeout=...): -1 for the C waits.
     cdef int64_t timeout_ns = -1 if read_timeout >= threading.TIMEOUT_MAX else _ns(read_timeout, "read_timeout")

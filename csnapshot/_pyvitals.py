@@ -9,14 +9,19 @@ read that item and never wait.  A list item, not a plain attribute, because
 list item access is what CPython makes safe against concurrent replacement on
 free-threaded builds (PyList_GetItemRef / PyList_SetItem); a ``__slots__``
 member read is not guaranteed to be on 3.13.
+
+The private names follow _vitals.pyx name for name (``_slot``, ``_apply_dict``,
+``_convert``, ``_commit``, ``FieldWriter._slots``, ``_HeldSection``, ``_restore``,
+``_INTERNAL``, ``STACK_SLOTS``), so a change to one is easy to find in the other.
+Only the twin has ``_cell``/``_write_lock`` (its record), ``_lows``/``_highs`` (the
+native bounds table) and ``_timeout_wait`` (the native ``_timeout_ns``, in seconds).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Literal, Mapping
 
 from ._schema import (
     INT64_MAX,
@@ -93,16 +98,15 @@ class Vitals:
         return dict(zip(self._names, self._cell[0][1]))
 
     def get(self, name: str) -> Any:
-        try:
-            i = self._index[name]
-        except (KeyError, TypeError):
-            raise unknown_field(name, self._fields) from None
-        return self._cell[0][1][i]
+        return self._cell[0][1][self._slot(name)]
 
     __getitem__ = get
 
     def __contains__(self, name: object) -> bool:
-        return name in self._index
+        try:
+            return name in self._index
+        except TypeError:  # an unhashable name is not a field, as in the native type
+            return False
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
@@ -113,46 +117,55 @@ class Vitals:
     # ---- writes: validate everything, then one section under the lock ----
 
     def write(self, **values: Any) -> None:
-        self._commit(self._prepare(values, delta=False), delta=False)
+        self._apply_dict(values, False)
 
     def apply_delta(self, deltas: Mapping[str, Any]) -> None:
         if not isinstance(deltas, Mapping):
             raise TypeError(f"apply_delta() takes a mapping of field names to numbers, "
                             f"got {type(deltas).__name__}")
-        self._commit(self._prepare(deltas, delta=True), delta=True)
+        self._apply_dict(deltas, True)
 
     def write_tuple(self, values: Iterable[Any]) -> None:
         values = tuple(values)
         if len(values) != len(self._names):
             raise ValueError(f"write_tuple() needs {len(self._names)} values in schema order "
                              f"({', '.join(self._names)}), got {len(values)}")
-        self._commit([(i, coerce(self._fields[i], v)) for i, v in enumerate(values)],
-                     delta=False)
+        self._commit([(k, self._convert(k, v, False)) for k, v in enumerate(values)], False)
 
     def index(self, name: str) -> int:
-        return self._lookup(name)
+        return self._slot(name)
 
     def writer(self, *names: str) -> "FieldWriter":
         if len(set(names)) != len(names):
             raise ValueError(f"writer() got a field name twice: {names!r}")
-        if len(names) > _WRITER_MAX:
-            raise ValueError(f"writer() takes at most {_WRITER_MAX} fields, got {len(names)}")
-        return FieldWriter(_INTERNAL, self, tuple(self._lookup(n) for n in names))
+        if len(names) > STACK_SLOTS:
+            raise ValueError(f"writer() takes at most {STACK_SLOTS} fields, got {len(names)}")
+        return FieldWriter(_INTERNAL, self, tuple(self._slot(n) for n in names))
 
-    def _lookup(self, name: object) -> int:
+    def _slot(self, name: object) -> int:
         try:
             return self._index[name]  # type: ignore[index]
         except (KeyError, TypeError):
             raise unknown_field(name, self._fields) from None
 
-    def _prepare(self, values: Mapping[str, Any], *, delta: bool) -> list[tuple[int, Any]]:
+    def _apply_dict(self, values: Mapping[str, Any], delta: bool) -> None:
+        # Every value is checked and converted before the section opens.
         prepared = []
         for name, value in values.items():
-            i = self._lookup(name)
-            prepared.append((i, coerce(self._fields[i], value, delta=delta)))
-        return prepared
+            i = self._slot(name)
+            prepared.append((i, self._convert(i, value, delta)))
+        self._commit(prepared, delta)
 
-    def _commit(self, prepared: list[tuple[int, Any]], *, delta: bool) -> None:
+    def _convert(self, i: int, value: Any, delta: bool) -> float | int:
+        # One value as field i's kind, unclamped (clamping happens in _commit),
+        # except that an int saturates at the int64 range first: the native
+        # slot holds an int64, so a delta of -2**64 adds INT64_MIN there.
+        out = coerce(self._fields[i], value, delta=delta)
+        if self._fields[i].kind is int:
+            out = min(max(out, INT64_MIN), INT64_MAX)
+        return out
+
+    def _commit(self, prepared: list[tuple[int, Any]], delta: bool) -> None:
         if not prepared:
             return  # nothing to write: no section, no new version
         if not self._write_lock.acquire(timeout=self._timeout_wait):
@@ -177,15 +190,11 @@ class Vitals:
     # ---- copying, pickling, repr ----
 
     def __copy__(self) -> "Vitals":
-        return self._clone()
+        new: Vitals = _restore(type(self), self._fields, self.read_tuple(), self._timeout)
+        return new
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "Vitals":
-        return self._clone()
-
-    def _clone(self) -> "Vitals":
-        new = type(self)(self._fields, timeout=self._timeout)
-        new._cell[0] = (0, self._cell[0][1])
-        return new
+        return self.__copy__()
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_restore, (type(self), self._fields, self._cell[0][1], self._timeout))
@@ -201,15 +210,9 @@ class Vitals:
 
     # ---- test hook ----
 
-    @contextlib.contextmanager
-    def _hold_write_section(self) -> Iterator[None]:
-        """Keep the writers' lock taken (tests of stalled writers only)."""
-        if not self._write_lock.acquire(timeout=self._timeout_wait):
-            raise StalledWriterError("Vitals: write lock busy")
-        try:
-            yield
-        finally:
-            self._write_lock.release()
+    def _hold_write_section(self) -> "_HeldSection":
+        """Keep the writers' lock taken until the `with` block ends (tests of stalled writers only)."""
+        return _HeldSection(_INTERNAL, self)
 
 
 class FieldWriter:
@@ -219,15 +222,15 @@ class FieldWriter:
     native one.
     """
 
-    __slots__ = ("_vitals", "_indexes")
+    __slots__ = ("_vitals", "_slots")
     _vitals: Vitals
-    _indexes: tuple[int, ...]
+    _slots: tuple[int, ...]
 
-    def __init__(self, token: object = None, vitals: Any = None, indexes: Any = None) -> None:
+    def __init__(self, token: object = None, vitals: Any = None, slots: Any = None) -> None:
         if token is not _INTERNAL:
             raise TypeError("FieldWriter objects are made by Vitals.writer(*names) only")
         object.__setattr__(self, "_vitals", vitals)
-        object.__setattr__(self, "_indexes", indexes)
+        object.__setattr__(self, "_slots", slots)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"FieldWriter is immutable; cannot set {name!r}")
@@ -236,17 +239,46 @@ class FieldWriter:
         raise TypeError("cannot pickle 'FieldWriter' object")
 
     def __repr__(self) -> str:
-        names = ", ".join(self._vitals._names[i] for i in self._indexes)
+        names = ", ".join(self._vitals._names[i] for i in self._slots)
         return f"<FieldWriter ({names})>"
 
     def __call__(self, *values: Any) -> None:
         v = self._vitals
-        if len(values) != len(self._indexes):
-            raise TypeError(f"this writer takes {len(self._indexes)} values "
-                            f"({', '.join(v._names[i] for i in self._indexes)}), "
+        if len(values) != len(self._slots):
+            raise TypeError(f"this writer takes {len(self._slots)} values "
+                            f"({', '.join(v._names[i] for i in self._slots)}), "
                             f"got {len(values)}")
-        v._commit([(i, coerce(v._fields[i], x)) for i, x in zip(self._indexes, values)],
-                  delta=False)
+        v._commit([(i, v._convert(i, x, False)) for i, x in zip(self._slots, values)], False)
+
+
+class _HeldSection:
+    # Made only by Vitals._hold_write_section(); the native one keeps the
+    # seqlock's write section open, this one the writers' lock.
+    __slots__ = ("_vitals", "_held", "_exit_lock")
+
+    def __init__(self, token: object, vitals: Vitals) -> None:
+        if token is not _INTERNAL:
+            raise TypeError("_HeldSection objects are made by Vitals._hold_write_section() only")
+        self._vitals = vitals
+        self._held = False
+        self._exit_lock = threading.Lock()
+
+    def __reduce_ex__(self, protocol: object) -> Any:
+        raise TypeError("cannot pickle '_HeldSection' object")
+
+    def __enter__(self) -> "_HeldSection":
+        if not self._vitals._write_lock.acquire(timeout=self._vitals._timeout_wait):
+            raise StalledWriterError("Vitals: write section busy")
+        self._held = True
+        return self
+
+    def __exit__(self, *exc: object) -> Literal[False]:
+        # Only one exit releases the lock, however many threads leave the block.
+        with self._exit_lock:
+            held, self._held = self._held, False
+        if held:
+            self._vitals._write_lock.release()
+        return False
 
 
 def _low(f: Field) -> float | int:
@@ -264,7 +296,7 @@ def _high(f: Field) -> float | int:
 _SLOTS = frozenset(Vitals.__slots__)
 _INIT_LOCK = threading.Lock()
 _INTERNAL = object()
-_WRITER_MAX = 32  # the native writer's fixed index array
+STACK_SLOTS = 32  # the native writer's fixed index array: the most fields a writer takes
 
 
 def _not_initialised(self: object) -> RuntimeError:
@@ -274,10 +306,13 @@ def _not_initialised(self: object) -> RuntimeError:
 
 
 def _restore(cls: type, fields: tuple[Field, ...], values: tuple[Any, ...], timeout: float) -> Any:
-    """Unpickle: a new record with the same schema and values, version 0."""
+    """Unpickle/copy: a new record with the same schema and values, version 0."""
     if not (isinstance(cls, type) and issubclass(cls, Vitals)):
         raise TypeError(f"cannot restore Vitals: {cls!r} is not a Vitals type")
     new = cls(fields, timeout=timeout)
-    new.write_tuple(values)  # validated like any write
-    new._cell[0] = (0, new._cell[0][1])
+    values = tuple(values)
+    if len(values) != len(new._names):
+        raise ValueError(f"cannot restore Vitals: {len(new._names)} fields but {len(values)} values")
+    new.write_tuple(values)  # validated and clamped like any write
+    new._cell[0] = (0, new._cell[0][1])  # nobody else can see `new` yet: version 0
     return new

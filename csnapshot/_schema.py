@@ -8,6 +8,7 @@ rejected identically whichever one is in use.
 from __future__ import annotations
 
 import math
+import operator
 import threading
 from typing import Any, Iterable
 
@@ -206,7 +207,7 @@ def coerce(field: Field, value: Any, *, delta: bool = False) -> float | int:
     what = "delta for" if delta else "value for"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         if hasattr(type(value), "__index__") and not isinstance(value, bool):
-            value = value.__index__()
+            value = operator.index(value)  # TypeError when __index__ returns a non-int
         elif hasattr(type(value), "__float__") and not isinstance(value, (str, bytes, bool)):
             value = float(value)
         else:

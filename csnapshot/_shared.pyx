@@ -36,25 +36,10 @@ from csnapshot._schema import (
 )
 from csnapshot._segment import NotWriterError, SegmentError
 
-cdef extern from "csnap_pycell.h":
-    object csnap_cell_load(list cell)
-    int csnap_cell_store(list cell, object item) except -1
-    bint CSNAP_FREE_THREADED
-    uint64_t csnap_next_uid()
-    PyObject *csnap_thread_dict()
-
-cdef extern from "Python.h":
-    PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
-
-cdef extern from *:
-    """
-    /* The handle's role flag: read by writer threads, cleared by close() or in
-     * a forked child.  Relaxed: the latch's own lock orders the writes. */
-    static inline int csnap_role_load(int *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-    static inline void csnap_role_store(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
-    """
-    int csnap_role_load(int *p) nogil
-    void csnap_role_store(int *p, int v) nogil
+from csnapshot._cpython cimport PyDict_GetItemWithError
+from csnapshot._pycell cimport (CSNAP_FREE_THREADED, csnap_cell_load, csnap_cell_store,
+                                csnap_next_uid, csnap_role_load, csnap_role_store,
+                                csnap_thread_dict)
 
 # Longest single wait without a look at Python signals (Ctrl-C) in wait_newer.
 DEF WAIT_CHUNK_NS = 100000000
@@ -730,6 +715,8 @@ cdef class SharedFieldWriter:
             names = ", ".join([v._names[i] for i in self._slots])
             raise TypeError(f"this writer takes {self._n} values ({names}), got {n}")
         v._need_writer()
+        if n == 0:
+            return  # a writer of no fields: no section, no new version (as Vitals)
         cdef uint64_t bits[32]
         for k in range(n):
             vitals_convert(v._fields[self._idx[k]], &v._info[self._idx[k]], values[k], False,

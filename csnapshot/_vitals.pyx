@@ -19,6 +19,10 @@ from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.math cimport floor, isfinite
 from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint32_t, uint64_t
 
+from csnapshot._cpython cimport (
+    PyDict_GetItemWithError, PyLong_AsDouble, PyLong_AsLongLongAndOverflow,
+)
+from csnapshot._pycell cimport *
 from csnapshot._seqlock cimport *
 
 from collections.abc import Mapping
@@ -27,54 +31,7 @@ from csnapshot._schema import (
     Field, StalledWriterError, check_schema, check_timeout, coerce, timeout_forever, unknown_field,
 )
 
-cdef extern from "csnap_pycell.h":
-    # The memo cell; see csnap_pycell.h for why not a plain attribute.
-    object csnap_cell_load(list cell)
-    int csnap_cell_store(list cell, object item) except -1
-    bint CSNAP_FREE_THREADED
-    uint64_t csnap_next_uid()
-    PyObject *csnap_thread_dict()
-    # Strong-reference dict iteration (a critical section on free-threaded builds).
-    bint csnap_dict_next_ref(object d, Py_ssize_t *pos, PyObject **key, PyObject **value) except -1
-
-cdef extern from "Python.h":
-    PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
-
-cdef extern from "Python.h":
-    long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
-    double PyLong_AsDouble(object o) except? -1.0
-
 DEF STACK_SLOTS = 32
-
-cdef extern from *:
-    """
-    /* Fields of a Vitals that another thread may read while they change: the
-     * record pointer (published once by __init__) and the memo uid (renewed
-     * once by _restore).  GCC/Clang __atomic builtins on the plain members:
-     * Cython cannot declare _Atomic members. */
-    static inline void *csnap_ptr_load_acquire(void **p)
-    { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-    static inline void csnap_ptr_store_release(void **p, void *v)
-    { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-    static inline uint64_t csnap_u64_load_relaxed(uint64_t *p)
-    { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-    static inline void csnap_u64_store_relaxed(uint64_t *p, uint64_t v)
-    { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
-    static inline int csnap_int_exchange(int *p, int v)
-    { return __atomic_exchange_n(p, v, __ATOMIC_RELAXED); }
-    static inline uint64_t csnap_u64_exchange_acq_rel(uint64_t *p, uint64_t v)
-    { return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL); }
-    static inline void csnap_u64_store_release(uint64_t *p, uint64_t v)
-    { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-    """
-    void *csnap_ptr_load_acquire(void **p) nogil
-    void csnap_ptr_store_release(void **p, void *v) nogil
-    uint64_t csnap_u64_load_relaxed(uint64_t *p) nogil
-    void csnap_u64_store_relaxed(uint64_t *p, uint64_t v) nogil
-    int csnap_int_exchange(int *p, int v) nogil
-    uint64_t csnap_u64_exchange_acq_rel(uint64_t *p, uint64_t v) nogil
-    void csnap_u64_store_release(uint64_t *p, uint64_t v) nogil
-
 
 # Passed to the constructors of the internal types by this module only: a
 # module-level cdef, so Python code cannot name it, and FieldWriter and
@@ -108,8 +65,8 @@ cdef tuple _MEMO_KEYS = tuple([_MemoKey() for _ in range(8)])
 @cython.final
 @cython.auto_pickle(False)
 cdef class _Scratch:
-    # Index and value buffers for one write: on the stack for small writes
-    # (see write()), here when a write names more than STACK_SLOTS fields.
+    # Index and value buffers for one write or read of more than STACK_SLOTS
+    # fields (see _buffers).
     cdef uint32_t *idx
     cdef uint64_t *bits
 
@@ -124,6 +81,27 @@ cdef class _Scratch:
     def __dealloc__(self):
         PyMem_Free(self.idx)
         PyMem_Free(self.bits)
+
+
+# The index and value buffers of one write (or one read): on the caller's
+# stack for up to STACK_SLOTS fields, else in a _Scratch that the caller keeps
+# alive for as long as it uses the pointers.
+cdef struct _Buffers:
+    uint32_t idx_stack[STACK_SLOTS]
+    uint64_t bits_stack[STACK_SLOTS]
+    uint32_t *idx
+    uint64_t *bits
+
+
+cdef _Scratch _buffers(_Buffers *b, Py_ssize_t n):
+    """Point b.idx/b.bits at n slots; returns the heap scratch (None on the stack path)."""
+    cdef _Scratch scratch = None
+    if n > STACK_SLOTS:
+        scratch = _Scratch(n)
+        b.idx, b.bits = scratch.idx, scratch.bits
+    else:
+        b.idx, b.bits = b.idx_stack, b.bits_stack
+    return scratch
 
 
 cdef int vitals_convert(object field, const csnap_slot_info *info, object value, bint delta,
@@ -370,15 +348,12 @@ cdef class Vitals:
         # The only path that boxes a copy: it never boxes a buffer that
         # csnap_read() gave up on (CSNAP_BUSY), it takes the locked fallback.
         cdef csnap_record *rec = self._record()
-        cdef uint64_t stack_buf[STACK_SLOTS]
-        cdef uint64_t *buf = stack_buf
+        cdef _Buffers b
+        cdef _Scratch scratch = _buffers(&b, self._n)   # keeps a heap buffer alive
+        cdef uint64_t *buf = b.bits
         cdef uint64_t seq = 0
         cdef int rc
         cdef _Memo m
-        cdef _Scratch scratch = None
-        if self._n > STACK_SLOTS:
-            scratch = _Scratch(self._n)
-            buf = scratch.bits
         rc = csnap_read(rec, buf, &seq, NULL)
         if rc == CSNAP_BUSY:
             # Every bounded attempt overlapped a write: the writer is stalled
@@ -421,14 +396,10 @@ cdef class Vitals:
         cdef Py_ssize_t n = len(values)
         if n == 0:
             return
-        cdef uint32_t idx_stack[STACK_SLOTS]
-        cdef uint64_t bits_stack[STACK_SLOTS]
-        cdef uint32_t *idx = idx_stack
-        cdef uint64_t *bits = bits_stack
-        cdef _Scratch scratch = None
-        if n > STACK_SLOTS:
-            scratch = _Scratch(n)
-            idx, bits = scratch.idx, scratch.bits
+        cdef _Buffers buf
+        cdef _Scratch scratch = _buffers(&buf, n)   # keeps a heap buffer alive
+        cdef uint32_t *idx = buf.idx
+        cdef uint64_t *bits = buf.bits
         cdef Py_ssize_t pos = 0, k = 0
         cdef PyObject *key
         cdef PyObject *value
@@ -463,14 +434,10 @@ cdef class Vitals:
         cdef Py_ssize_t n = len(items)
         if n == 0:
             return
-        cdef uint32_t idx_stack[STACK_SLOTS]
-        cdef uint64_t bits_stack[STACK_SLOTS]
-        cdef uint32_t *idx = idx_stack
-        cdef uint64_t *bits = bits_stack
-        cdef _Scratch scratch = None
-        if n > STACK_SLOTS:
-            scratch = _Scratch(n)
-            idx, bits = scratch.idx, scratch.bits
+        cdef _Buffers buf
+        cdef _Scratch scratch = _buffers(&buf, n)   # keeps a heap buffer alive
+        cdef uint32_t *idx = buf.idx
+        cdef uint64_t *bits = buf.bits
         cdef Py_ssize_t k
         for k in range(n):
             name, delta = items[k]
@@ -486,14 +453,10 @@ cdef class Vitals:
         if n != self._n:
             raise ValueError(f"write_tuple() needs {self._n} values in schema order "
                              f"({', '.join(self._names)}), got {n}")
-        cdef uint32_t idx_stack[STACK_SLOTS]
-        cdef uint64_t bits_stack[STACK_SLOTS]
-        cdef uint32_t *idx = idx_stack
-        cdef uint64_t *bits = bits_stack
-        cdef _Scratch scratch = None
-        if n > STACK_SLOTS:
-            scratch = _Scratch(n)
-            idx, bits = scratch.idx, scratch.bits
+        cdef _Buffers buf
+        cdef _Scratch scratch = _buffers(&buf, n)   # keeps a heap buffer alive
+        cdef uint32_t *idx = buf.idx
+        cdef uint64_t *bits = buf.bits
         cdef uint32_t k
         for k in range(<uint32_t>n):
             idx[k] = k
@@ -625,6 +588,8 @@ cdef class FieldWriter:
         if n != self._n:
             names = ", ".join([self._vitals._names[i] for i in self._slots])
             raise TypeError(f"this writer takes {self._n} values ({names}), got {n}")
+        if n == 0:
+            return  # a writer of no fields: no section, no new version (as the twin)
         cdef uint64_t bits[STACK_SLOTS]
         cdef Py_ssize_t k
         for k in range(n):

@@ -1,6 +1,8 @@
 /*
- * csnap_pycell.h - a one-element list used as a publication cell for a Python
- * object, safe on free-threaded CPython.
+ * csnap_pycell.h - the binding's thread-safety helpers: a one-element list used
+ * as a publication cell for a Python object (safe on free-threaded CPython),
+ * strong-reference dict iteration, and atomic access to plain members of the
+ * Vitals object.
  *
  * A reader must never take a reference to an object that another thread is
  * freeing.  Reading a plain struct member and then Py_INCREF-ing it has
@@ -86,5 +88,32 @@ static inline int csnap_dict_next_ref(PyObject *d, Py_ssize_t *pos, PyObject **k
 #endif
     return r;
 }
+
+/* Plain members of a Vitals object that another thread may read while they
+ * change: the record pointer (published once by __init__), the memo uid
+ * (renewed once by _restore), the __init__ claim and a held section's counter.
+ * GCC/Clang __atomic builtins on the plain members: Cython cannot declare
+ * _Atomic members. */
+static inline void *csnap_ptr_load_acquire(void **p)
+{ return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void csnap_ptr_store_release(void **p, void *v)
+{ __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint64_t csnap_u64_load_relaxed(uint64_t *p)
+{ return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void csnap_u64_store_relaxed(uint64_t *p, uint64_t v)
+{ __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline int csnap_int_exchange(int *p, int v)
+{ return __atomic_exchange_n(p, v, __ATOMIC_RELAXED); }
+static inline uint64_t csnap_u64_exchange_acq_rel(uint64_t *p, uint64_t v)
+{ return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL); }
+static inline void csnap_u64_store_release(uint64_t *p, uint64_t v)
+{ __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+/* A shared-memory handle's role flag: read by writer threads, cleared by
+ * close() or in a forked child.  Relaxed: the latch's own lock orders the
+ * writes it guards; the flag only says whether to try. */
+static inline int csnap_role_load(int *p)
+{ return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void csnap_role_store(int *p, int v)
+{ __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 
 #endif /* CSNAP_PYCELL_H */

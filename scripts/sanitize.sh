@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# Build csnapshot with a sanitizer into a throwaway venv and run the native
-# stress tests under it.
+# Build csnapshot with a sanitizer into a throwaway venv and run tests under it.
 #
-#   scripts/sanitize.sh thread    # ThreadSanitizer: data races in the seqlock
-#   scripts/sanitize.sh address   # AddressSanitizer + UBSan
+#   scripts/sanitize.sh thread    # ThreadSanitizer: the native stress tests, the hammer
+#   scripts/sanitize.sh address   # AddressSanitizer + UBSan: the fuzz, hammer and
+#                                 # memory-safety tests (and the contract suite)
 #
 # Env: PYTHON (interpreter, default python3), CSNAPSHOT_STRESS_SECONDS (default 0.5),
+# CSNAPSHOT_FUZZ_EXAMPLES (default 40), CSNAPSHOT_HAMMER_CALLS (default 500 here),
 # SANITIZE_VENV (venv folder, default a temporary one).  Extra args go to pytest.
 # Exit status is pytest's; any sanitizer report also fails the run.
 set -euo pipefail
 kind=${1:-}
 case "$kind" in
   thread|address) shift ;;
-  -h|--help|"") sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; [ -n "$kind" ]; exit $? ;;
+  -h|--help|"") sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; [ -n "$kind" ]; exit $? ;;
   *) echo "usage: $0 thread|address [pytest args]" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ echo "== building csnapshot with CSNAPSHOT_SANITIZE=$kind into $venv" >&2
 "$venv/bin/python" -m pip install -q -U pip >/dev/null
 # --no-build-isolation + a fresh copy of the tree: the sanitizer flags must reach
 # this build, never a cached wheel.
-"$venv/bin/python" -m pip install -q "setuptools>=77" "Cython>=3.1,<3.4" pytest >/dev/null
+"$venv/bin/python" -m pip install -q "setuptools>=77" "Cython>=3.1,<3.4" pytest "hypothesis>=6" >/dev/null
 tree=$(mktemp -d)/tree
 mkdir -p "$tree"
 # Source files only (tracked or new, never build/ output): a stale object file
@@ -48,11 +49,21 @@ else
 fi
 export CSNAPSHOT_STRESS_SECONDS=${CSNAPSHOT_STRESS_SECONDS:-0.5}
 export CSNAPSHOT_STRESS_MIN_READS=${CSNAPSHOT_STRESS_MIN_READS:-10000}
-echo "== running the stress tests under $kind sanitizer (LD_PRELOAD=$preload)" >&2
+export CSNAPSHOT_FUZZ_EXAMPLES=${CSNAPSHOT_FUZZ_EXAMPLES:-40}
+export CSNAPSHOT_HAMMER_CALLS=${CSNAPSHOT_HAMMER_CALLS:-500}
+if [ "$kind" = thread ]; then
+  tests=(tests/lib/test_stress.py tests/lib/test_harness_sync.py tests/lib/test_native.py
+         tests/lib/test_vitals_contract.py tests/lib/test_hammer.py tests/lib/test_shared_stress.py)
+else
+  # Child processes (the memory-safety crash cases, the hammer) inherit
+  # LD_PRELOAD and the options, so they run instrumented too.
+  tests=(tests/lib/test_fuzz_api.py tests/lib/test_memsafety.py tests/lib/test_hammer.py
+         tests/lib/test_native.py tests/lib/test_vitals_contract.py tests/lib/test_number_kinds.py)
+fi
+echo "== running ${tests[*]} under the $kind sanitizer (LD_PRELOAD=$preload)" >&2
 status=0
 ( cd "$tree" && LD_PRELOAD="$preload" "$venv/bin/pytest" -p no:cacheprovider -q -s \
-    tests/lib/test_stress.py tests/lib/test_harness_sync.py tests/lib/test_native.py tests/lib/test_vitals_contract.py \
-    tests/lib/test_shared_stress.py "$@" ) || status=$?
+    "${tests[@]}" "$@" ) || status=$?
 if ls "$log".* >/dev/null 2>&1; then
   echo "== $kind sanitizer reports:" >&2
   cat "$log".* >&2

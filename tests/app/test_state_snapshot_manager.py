@@ -215,3 +215,79 @@ def test_status_dict_json_with_every_part():
     data = json.loads(json.dumps(m.status_dict(limits=ALL_LIMITS)))
     assert data["planning"] == {"tick": 11} and len(data["memory"]) == 11
     assert data["learning_params"]["event_type_sensitivity"]["noise"] == 0.1
+
+
+class _SignallingLock:
+    """The manager's lock, instrumented: says when a second thread asks for it, and who holds it."""
+
+    def __init__(self, first: int) -> None:
+        self._lock = threading.Lock()
+        self._first = first
+        self.waiting = threading.Event()   # set when a thread other than `first` asks
+        self.holder: int | None = None
+
+    def __enter__(self) -> "_SignallingLock":
+        me = threading.get_ident()
+        if me != self._first:
+            self.waiting.set()
+        self._lock.acquire()
+        self.holder = me
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.holder = None
+        self._lock.release()
+
+
+def test_second_writer_cannot_publish_a_newer_version_with_an_older_state():
+    # Contract-violating second writer: while writer A is inside freeze(), B
+    # mutates the state and publishes.  With the freeze inside the manager's
+    # lock, B waits for A, so versions follow the state's order.  If the
+    # freeze ran before the lock, the test lets B publish first (it does not
+    # wait on a lock A holds), and A's snapshot -- frozen before B's change --
+    # would get the higher version: the last assertion catches that.
+    main = threading.get_ident()
+    m = StateSnapshotManager()
+    lock = _SignallingLock(main)
+    m._lock = lock  # type: ignore[misc]
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    class HookedState(SelfState):
+        __slots__ = ()
+        armed = True
+
+        def freeze(self):  # type: ignore[override]
+            frozen = super().freeze()
+            if HookedState.armed and threading.get_ident() == main:
+                HookedState.armed = False
+                b = threading.Thread(target=second_writer)
+                b.start()
+                assert lock.waiting.wait(10), "the second writer never reached the lock"
+                if lock.holder != main:
+                    # Freeze outside the lock: nothing stops B, so let it publish first.
+                    assert done.wait(10), "the second writer did not finish"
+                threads.append(b)
+            return frozen
+
+    def second_writer() -> None:
+        try:
+            step(s, 2)
+            m.update_snapshot(s)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threads: list[threading.Thread] = []
+    s = HookedState()
+    step(s, 1)
+    first = m.update_snapshot(s)
+    for t in threads:
+        t.join(10)
+    assert not errors, errors
+    assert done.is_set() and m.version == 2
+    last = m.get_snapshot()
+    assert (first.version, first.tick) == (1, 1)
+    assert (last.version, last.tick) == (2, 2), (
+        "a higher version was published with an older state")

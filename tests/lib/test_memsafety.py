@@ -1,8 +1,8 @@
-"""Issue 15: no Python code can crash the interpreter (items 1-10).
+"""No Python code can crash the interpreter: one case per defect found so far.
 
 Each crash case runs in a fresh interpreter, so a segfault or a fatal error
 fails the test instead of killing pytest; the child prints "ok" when every
-step behaved.
+step behaved.  The rules and the audit of every site: docs/development/memory-safety.md.
 """
 
 import copy
@@ -100,7 +100,7 @@ def test_twin_field_writer_is_sealed_too():
     with pytest.raises(TypeError):
         type(w)(v, (100000,))
     with pytest.raises(AttributeError):
-        w._indexes = (5,)
+        w._slots = (5,)
     with pytest.raises(TypeError):
         pickle.dumps(w)
 
@@ -330,3 +330,35 @@ def test_frozen_dict_class_cannot_be_reassigned():
     assert type(fd) is FrozenDict
     with pytest.raises(TypeError):
         fd["b"] = 2
+
+
+# ---- found by the audit of index sites (docs/development/memory-safety.md) ----
+
+def test_stress_harness_uses_the_records_own_slot_count_not_len():
+    # A subclass's __len__ used to size the copy the nogil readers take:
+    # reading far past the end of the record (SIGSEGV).
+    run_child("""
+        import csnapshot
+        from csnapshot import Field, _harness
+        class Liar(csnapshot.Vitals):
+            def __len__(self):
+                return 1 << 22
+        totals, writes = _harness.run(Liar([Field("a"), Field("b")]), 1, 0.01, "native", 1,
+                                      0.0, 1.0)
+        assert totals["torn"] == 0 and totals["reads"] > 0, totals
+        print("ok")""")
+
+
+def test_locked_baseline_copies_a_sequence_that_shrinks_while_it_converts():
+    # _LockedData indexes its values unchecked; an item's __float__ that
+    # empties the list used to turn that into reads of freed memory.
+    run_child("""
+        from csnapshot import _harness
+        class Shrinker:
+            def __float__(self):
+                values.clear()
+                return 1.0
+        values = [Shrinker()] + [2.0] * 1000
+        data = _harness._LockedData(1, values)
+        assert data.first() == 1.0
+        print("ok")""")

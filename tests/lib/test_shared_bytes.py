@@ -158,8 +158,9 @@ WAITER = """
 import sys
 from csnapshot import SharedBytes
 b = SharedBytes.open(sys.argv[1])
-print("waiting", b.version, flush=True)
-print(b.wait_newer(b.version, 10), *b.read(), flush=True)
+seen = b.version  # once: the parent publishes as soon as it reads the line
+print("waiting", seen, flush=True)
+print(b.wait_newer(seen, 10), *b.read(), flush=True)
 """
 
 

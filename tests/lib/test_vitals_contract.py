@@ -122,6 +122,15 @@ def test_unknown_name_on_read(Vitals):
         v[["unhashable"]]
 
 
+def test_membership_is_false_for_anything_but_a_field_name(Vitals):
+    v = Vitals(schema())
+    assert "energy" in v and "nope" not in v
+    # Unhashable or odd names are simply not fields: never an error.
+    for name in ([], {}, set(), ["energy"], bytearray(b"energy"), None, 1, 1.5):
+        assert (name in v) is False, name
+    assert v.version == 0
+
+
 # ---- writes ---------------------------------------------------------------
 
 def test_write_clamps_and_counts_versions(Vitals):
@@ -145,6 +154,29 @@ def test_apply_delta_is_one_section(Vitals):
     assert v["ticks"] == 0
     v.apply_delta({})
     assert v.version == 2
+
+
+def test_int_delta_beyond_int64_saturates_before_it_is_added(Vitals):
+    # The slot holds an int64: a delta is saturated to that range, then added
+    # (saturating), then clamped.  Found by tests/lib/test_fuzz_api.py.
+    v = Vitals([Field("n", kind=int)])
+    v.write(n=5)
+    v.apply_delta({"n": -2**64})
+    assert v["n"] == -2**63 + 5
+    v.apply_delta({"n": 10**400})        # far beyond a float, too: no OverflowError
+    assert v["n"] == (-2**63 + 5) + (2**63 - 1) == 4
+    v.apply_delta({"n": -10**400})
+    assert v["n"] == 4 - 2**63
+    assert v.version == 4
+
+
+def test_writer_of_no_fields_writes_nothing(Vitals):
+    v = Vitals(schema())
+    w = v.writer()
+    w()
+    assert v.version == 0
+    with pytest.raises(TypeError, match="takes 0 values"):
+        w(1.0)
 
 
 def test_int_field_saturates(Vitals):

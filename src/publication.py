@@ -224,3 +224,55 @@ class PublicationReader:
     def close(self) -> None:
         for handle in (self._vitals, self._status, self._full):
             handle.close()
+
+
+class PublisherThread:
+    """Publishes every new snapshot of `manager` through `writer`, off the loop's thread.
+
+    It follows the manager's versions (``wait_for_update``): when the loop
+    publishes faster than the bodies are serialised, the newest is taken and
+    the ones in between are skipped, so the loop never waits for it.
+    """
+
+    def __init__(self, writer: PublicationWriter, manager: Any, queue: Any = None) -> None:
+        import threading
+        self.writer = writer
+        self.manager = manager
+        self.queue = queue
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="life-publish", daemon=True)
+
+    def start(self) -> "PublisherThread":
+        self.publish_latest()
+        self._thread.start()
+        return self
+
+    def publish_latest(self) -> None:
+        snapshot = self.manager.get_snapshot()
+        if snapshot is not None:
+            q = self.queue
+            self.writer.publish(snapshot, 0 if q is None else len(q),
+                                0 if q is None else q.dropped)
+
+    def _run(self) -> None:
+        version = 0
+        while not self._stop.is_set():
+            snapshot = self.manager.wait_for_update(version, 0.2)
+            if snapshot is None:
+                continue
+            version = snapshot.version
+            try:
+                self.publish_latest()
+            except Exception:
+                log.exception("publishing snapshot version %d failed", version)
+                self._stop.wait(0.5)
+
+    def stop(self) -> None:
+        """Stop the thread, after publishing the latest snapshot once more."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        try:
+            self.publish_latest()
+        except Exception:
+            log.exception("publishing the final snapshot failed")

@@ -67,7 +67,7 @@ class SharedServing:
             env.pop("LIFE_API_TOKEN", None)
             if token is not None:
                 env["LIFE_API_TOKEN"] = token
-            argv = ["-m", "src.worker", "--name", name, "--host", host,
+            argv = ["--name", name, "--host", host,
                     "--port", str(self.port), *worker_options]
             self.pool = WorkerPool(workers, argv, env=env)
 

@@ -47,15 +47,19 @@ def reserve_port(host: str, port: int) -> "object":
 
 
 class WorkerPool:
-    """`count` worker processes running `argv` (after the interpreter)."""
+    """`count` worker processes, each ``src.worker`` with the arguments `argv`.
+
+    The checkout is appended to the worker's ``sys.path`` (never prepended,
+    nor its cwd: its ``csnapshot/`` folder must not shadow the installed one).
+    """
 
     def __init__(self, count: int, argv: Sequence[str], *, env: dict[str, str] | None = None,
                  max_restarts: int = 10, window: float = 30.0) -> None:
         self.count = count
-        self.argv = [sys.executable, *argv]
-        base = dict(os.environ if env is None else env)
-        base["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, base.get("PYTHONPATH")) if p)
-        self.env = base
+        boot = (f"import sys; sys.path.append({_ROOT!r}); from src.worker import main; "
+                "sys.exit(main())")
+        self.argv = [sys.executable, "-c", boot, *argv]
+        self.env = dict(os.environ if env is None else env)
         self.max_restarts = max_restarts
         self.window = window
         self.restarts = 0
@@ -71,7 +75,7 @@ class WorkerPool:
             return [p.pid for p in self._procs if p is not None and p.poll() is None]
 
     def _spawn(self, slot: int) -> None:
-        proc = subprocess.Popen(self.argv, env=self.env, cwd=_ROOT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL)
         self._procs[slot] = proc
         log.info("worker %d started (pid %d)", slot, proc.pid)
 

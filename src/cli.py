@@ -217,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers is not None:
             shared = _start_shared(args, manager, queue, token, allowed_hosts, stall_after,
                                    data_dir)
-            url = shared.url if args.workers else "no HTTP server (--workers 0)"
+            url = (f"{shared.url} ({args.workers} worker processes)" if args.workers else
+                   "nothing here: --workers 0 (serve src.asgi:app with uvicorn or granian)")
         else:
             server = start_api_server(manager, args.host, args.port, queue, vitals=state.vitals,
                                       api_token=token,

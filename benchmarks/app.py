@@ -203,3 +203,17 @@ class RunningDesign:
         if self.loop is not None:
             self.loop.join(10)
         self.server.shutdown()
+
+
+# ---- serving from several processes (scenario 8) -----------------------------------
+
+SHM_NAME_ENV = "LIFE_SHM_NAME"  # the variable `src.asgi:app` reads (src.publication)
+
+
+def asgi_command(server: str, port: int, workers: int = 2) -> list[str]:
+    """uvicorn or granian serving `src.asgi:app` with `workers` processes."""
+    if server == "uvicorn":
+        return [sys.executable, "-m", "uvicorn", "--workers", str(workers), "--port", str(port),
+                "--log-level", "warning", "src.asgi:app"]
+    return [sys.executable, "-m", "granian", "--interface", "asgi", "--workers", str(workers),
+            "--port", str(port), "--log-level", "warning", "src.asgi:app"]

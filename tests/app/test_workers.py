@@ -79,10 +79,16 @@ class Instance:
              what="the workers answering /health")
 
     def close(self):
+        """Stop it as an operator would (its workers and segments go with it)."""
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         self.proc.stderr.close()
+        assert self.segments() == [], "segments left behind"
 
     def segments(self):
         return sorted(f for f in os.listdir("/dev/shm") if f.startswith(self.name))
@@ -239,8 +245,10 @@ def test_a_stale_segment_is_replaced_but_a_live_one_is_not(tmp_path):
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
         assert "owned by a running process" in out.stderr or "another instance" in out.stderr
     finally:
-        first.close()
-    for pid in worker_pids(first.port, 2, tries=50):
+        first.proc.kill()
+        first.proc.wait()
+        first.proc.stderr.close()
+    for pid in worker_pids(first.port, 2):
         os.kill(pid, signal.SIGKILL)
     assert first.segments()  # left behind by the killed run
     second = Instance(tmp_path / "a", name=first.name)

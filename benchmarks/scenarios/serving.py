@@ -34,7 +34,11 @@ TITLE = "serving: /status and /vitals req/s for one process, --workers N, uvicor
 CLIENTS = 4
 PATHS = ("/status", "/vitals")
 MODES = ("one process", "--workers 1", "--workers 2", "--workers 4", "uvicorn x2",
-         "granian x2", "fixed bytes")
+         "granian x2", "fixed bytes", "fixed bytes x2", "fixed bytes x4")
+# The ceiling a mode is held against: the fixed-bytes server with as many processes.
+CEILING = {"one process": "fixed bytes", "--workers 1": "fixed bytes",
+           "--workers 2": "fixed bytes x2", "--workers 4": "fixed bytes x4",
+           "uvicorn x2": "fixed bytes x2", "granian x2": "fixed bytes x2"}
 
 # One client process: a keep-alive connection for `seconds`; prints the count.
 CLIENT = r"""
@@ -118,6 +122,10 @@ def _start(mode: str, port: int, data: str, root: str) -> tuple[list[subprocess.
     flat = ["--tick-interval", "0", "--no-generator", "--log-level", "WARNING"]
     if mode == "fixed bytes":
         return [], app.RunningDesign("fixed bytes", 0.0)
+    if mode.startswith("fixed bytes x"):
+        return [subprocess.Popen(app.fixed_bytes_command(port), cwd=root,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for _ in range(int(mode.rsplit("x", 1)[1]))], None
     if mode == "one process":
         return [subprocess.Popen(app.server_command(port, data, *flat), cwd=root,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)], None
@@ -169,11 +177,16 @@ def run(ctx) -> dict[str, Any]:
                 _wait_ready(port, procs)
                 row: dict[str, Any] = {}
                 t0, k0 = time.monotonic(), _tick(port)
+                if k0 is not None and not mode.startswith("fixed"):  # the loop unloaded
+                    time.sleep(seconds / 2)  # a measurement window, not a synchronisation
+                    t1, k1 = time.monotonic(), _tick(port)
+                    row["idle_ticks_per_s"] = (k1 - k0) / (t1 - t0) if k1 is not None else None
+                    t0, k0 = t1, k1
                 for path in PATHS:
                     rate, errors = _load(port, path, seconds)
                     row[path] = {"rps": rate, "errors": errors}
                 t1, k1 = time.monotonic(), _tick(port)
-                row["ticks_per_s"] = (None if k0 is None or k1 is None
+                row["ticks_per_s"] = (None if k0 is None or k1 is None or mode.startswith("fixed")
                                       else (k1 - k0) / (t1 - t0))
                 results[mode] = row
             finally:
@@ -183,26 +196,55 @@ def run(ctx) -> dict[str, Any]:
             "seconds": seconds, "modes": results}
 
 
+def _ratios(data: dict[str, Any]) -> dict[str, Any]:
+    modes = data["modes"]
+    def rps(m: str) -> float | None:
+        r = modes.get(m) or {}
+        return None if "skipped" in r or "/status" not in r else r["/status"]["rps"]
+    out: dict[str, Any] = {}
+    single, two = rps("one process"), rps("--workers 2")
+    if single and two:
+        out["workers2_vs_single"] = two / single
+    for m, r in modes.items():
+        if m in CEILING and rps(m) and rps(CEILING[m]):
+            out.setdefault("vs_ceiling", {})[m] = rps(m) / rps(CEILING[m])  # type: ignore[operator]
+        if r.get("idle_ticks_per_s") and r.get("ticks_per_s") is not None:
+            out.setdefault("loop_kept", {})[m] = r["ticks_per_s"] / r["idle_ticks_per_s"]
+    return out
+
+
 def summary(data: dict[str, Any]) -> list[str]:
     parts = [f"{m} {F.rate(r['/status']['rps'])}" for m, r in data["modes"].items()
              if "skipped" not in r]
-    return [f"serving /status with {data['clients']} keep-alive clients (req/s): "
-            + ", ".join(parts)]
+    ratios = _ratios(data)
+    lines = [f"serving /status with {data['clients']} keep-alive clients on {data['cpus']} "
+             "cores (req/s): " + ", ".join(parts)]
+    if "workers2_vs_single" in ratios:
+        lines.append(f"--workers 2 serves {ratios['workers2_vs_single']:.2f}x the one-process "
+                     "server's /status")
+    return lines
 
 
 def markdown(data: dict[str, Any], ctx) -> str:
     rows = []
     for mode, r in data["modes"].items():
         if "skipped" in r:
-            rows.append([mode, "-", "-", "-", r["skipped"]])
+            rows.append([mode, "-", "-", "-", "-", "-", r["skipped"]])
             continue
         ticks = r.get("ticks_per_s")
         errors = sum(r[p]["errors"] for p in PATHS)
+        ratios = _ratios(data)
+        ceiling = ratios.get("vs_ceiling", {}).get(mode)
+        kept = ratios.get("loop_kept", {}).get(mode)
         rows.append([mode, F.rate(r["/status"]["rps"]), F.rate(r["/vitals"]["rps"]),
-                     "-" if ticks is None else F.rate(ticks), f"{errors} errors"])
+                     "-" if ticks is None else F.rate(ticks),
+                     "-" if kept is None else f"{kept:.0%}",
+                     "-" if ceiling is None else f"{ceiling:.0%} of {CEILING[mode]}",
+                     f"{errors} errors"])
     return (f"{data['clients']} client processes, one keep-alive connection each, "
             f"{data['seconds']:g} s per path; the loop flat out (ticks/s while loaded).\n\n"
-            + F.table(["mode", "/status req/s", "/vitals req/s", "loop ticks/s", "notes"], rows))
+            + F.table(["mode", "/status req/s", "/vitals req/s", "loop ticks/s (loaded)",
+                       "loop kept", "/status vs ceiling", "notes"], rows))
 
 
 def charts(data: dict[str, Any], ctx) -> list[Chart]:

@@ -38,7 +38,7 @@ EVENTS_PER_TICK = 0.67
 
 
 def server_command(port: int, data_dir: str, *options: str) -> list[str]:
-    """The operator's command line (scenario 7 runs the real thing in its own process)."""
+    """The operator's command line (scenario 9 runs the real thing in its own process)."""
     return [sys.executable, "-m", "src.main_server_api", "--port", str(port),
             "--data-dir", data_dir, *options]
 

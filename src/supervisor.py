@@ -84,7 +84,10 @@ class WorkerPool:
             return [p.pid for p in self._procs if p is not None and p.poll() is None]
 
     def _spawn(self, slot: int) -> None:
-        proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL)
+        # Its own session: a Ctrl-C at the terminal reaches the main process only, which
+        # then stops the workers in order (else they would stop first and be "restarted").
+        proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
         self._procs[slot] = proc
         log.info("worker %d started (pid %d)", slot, proc.pid)
 

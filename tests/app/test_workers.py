@@ -64,7 +64,7 @@ def worker_pids(port, want, tries=200):
 
 
 class Instance:
-    def __init__(self, tmp_path, *extra, workers=2, name=None, env=None):
+    def __init__(self, tmp_path, *extra, workers=2, name=None, env=None, session=False):
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.data = tmp_path / "data"
@@ -74,7 +74,8 @@ class Instance:
             [sys.executable, "-c", MAIN, "--workers", str(workers), "--port", str(self.port),
              "--data-dir", str(self.data), "--tick-interval", "0.02", "--no-generator",
              "--shm-name", self.name, *extra],
-            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+            start_new_session=session)
         try:
             poll(lambda: self.proc.poll() is None
                  and request(self.port, "GET", "/health")[0] in (200, 401),
@@ -289,3 +290,43 @@ def test_a_port_already_served_is_refused(tmp_path):
                              cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     assert "already listens" in out.stderr or "in use" in out.stderr
+
+
+def test_the_event_channel_is_bounded_and_never_blocks():
+    from src.environment.event import Event
+    from src.environment.event_queue import EventQueue
+    from src.event_channel import ChannelDown, ChannelFull, EventReceiver, EventSender
+
+    name = f"life-test-chan-{os.getpid()}"
+    sender = EventSender(name)
+    with pytest.raises(ChannelDown):
+        sender.send(Event(type="idle"))
+    queue = EventQueue(10)
+    receiver = EventReceiver(name, queue, buffer_bytes=4096)  # bound, not draining yet
+    try:
+        sent = 0
+        t0 = time.monotonic()
+        with pytest.raises(ChannelFull):
+            for _ in range(100_000):
+                sender.send(Event(type="shock", intensity=0.1))
+                sent += 1
+        assert 0 < sent < 100_000 and time.monotonic() - t0 < 5
+        receiver.start()
+        poll(lambda: len(queue) == 10, seconds=5, what="the queue filled from the channel")
+        assert queue.dropped == sent - 10  # the bounded queue drops the rest, counted
+    finally:
+        receiver.close()
+        sender.close()
+
+
+def test_ctrl_c_to_the_whole_group_stops_in_order_without_restarts(tmp_path):
+    inst = Instance(tmp_path, session=True)
+    try:
+        worker_pids(inst.port, 2)
+        os.killpg(inst.proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        rc = inst.proc.wait(15)
+        err = inst.proc.stderr.read()
+        assert rc == 0, err
+        assert "restarting" not in err and "Traceback" not in err, err
+    finally:
+        inst.close()

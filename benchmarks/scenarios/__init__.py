@@ -31,6 +31,7 @@ REGISTRY: dict[int, tuple[str, str]] = {
     5: ("end_to_end", "over HTTP: loop ticks/s and requests/s against clients"),
     6: ("loop", "the runtime loop flat out: ticks/s, tick latency, persistence"),
     7: ("shm", "readers in other processes: SharedVitals/SharedBytes vs shared_memory, Manager, pipe"),
+    8: ("serving", "/status and /vitals req/s: one process, --workers N, uvicorn, granian"),
     9: ("soak", "16 clients, good and hostile requests: server memory and losses"),
 }
 """Scenario number -> (module name in this package, one-line description)."""

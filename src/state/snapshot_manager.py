@@ -47,12 +47,15 @@ class StateSnapshot:
     `version` counts publishes of its manager (1 for the first); `published_at`
     is the manager's clock (``time.time()``) at publish; `state` holds every
     part (`FrozenState`: vitals with their record version, identity, log views,
-    frozen dicts).
+    frozen dicts).  `origin` is None for a snapshot published here; a mirror
+    of another process's snapshot (`StateSnapshotManager.publish_mirrored`)
+    carries that process's run tag, and keeps its `version` and `published_at`.
     """
 
     version: int
     published_at: float
     state: FrozenState
+    origin: str | None = None
 
     @property
     def tick(self) -> int:
@@ -117,6 +120,20 @@ class StateSnapshotManager:
             if self._live[0] is not state.vitals:
                 self._live[0] = state.vitals
         return snapshot
+
+    def publish_mirrored(self, snapshot: StateSnapshot) -> None:
+        """Publish a snapshot another process published (a follower's call, its only writer).
+
+        The snapshot keeps its own `version` and `published_at` (the origin's),
+        so readers see the origin's numbers; `version` (the property) and
+        `wait_for_update` still count local publishes.  Never mix with
+        `update_snapshot` on one manager.
+        """
+        if not isinstance(snapshot, StateSnapshot) or snapshot.origin is None:
+            raise TypeError("publish_mirrored() takes a StateSnapshot with an origin tag, "
+                            f"got {snapshot!r}")
+        with self._lock:
+            self._cell.publish(snapshot)
 
     # ---- readers ----
 

@@ -25,6 +25,8 @@ from typing import Any
 import csnapshot
 from src.api.routes import check_api_token
 from src.api.server import HOST, PORT, start_api_server
+from src.bridge.connection import BridgeError
+from src.bridge.node import OriginBridge, add_arguments, check_redis, run_follower
 from src.environment.event_queue import EventQueue
 from src.environment.generator import EventGenerator
 from src.runtime.loop import LoopConfig, run_loop
@@ -129,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="INFO", type=str.upper,
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="default INFO (any case)")
+    add_arguments(p)
     return p
 
 
@@ -162,6 +165,15 @@ def main(argv: list[str] | None = None) -> int:
         allowed_hosts = [*LOOPBACK_NAMES, bound]
     else:
         allowed_hosts = None
+    if args.follow is not None:  # a follower: no state, no loop, no data folder
+        return run_follower(args, token, allowed_hosts)
+    keys = None
+    if args.redis is not None:
+        try:
+            keys = check_redis(args.redis, args.redis_prefix, origin=True)
+        except BridgeError as exc:
+            log.error("%s", exc)
+            return 2
     data_dir = Path(args.data_dir)
     try:  # checked, and locked for as long as this process runs (the kernel drops it at exit)
         data_lock = open_data_dir(data_dir)
@@ -229,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda signum, frame: signals.append(signum))
+    bridge = None
+    if keys is not None:
+        bridge = OriginBridge(args.redis, keys, manager, server.api, state.caps, queue,
+                              args.redis_retention).start()
+        server.api.bridge_health = bridge.health
     loop_thread.start()
     log.info("Life API listening on %s (tick %.3g s, snapshots every %d ticks in %s%s)",
              server.url, args.tick_interval, args.snapshot_period, data_dir / "snapshots",
@@ -246,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         loop_thread.join()
         server.shutdown()
+        if bridge is not None:
+            bridge.close()
     try:
         final_path = persistence.finish(FLUSH_TIMEOUT)
     except FinalSaveError as exc:  # the final state is not on disk: not a clean stop

@@ -1,0 +1,91 @@
+"""One published version as a Redis stream entry, and back: the bridge's wire format.
+
+An entry's fields (all bytes):
+
+- ``v``: the snapshot version (decimal); ``run``: the origin's run tag (the
+  prefix of its ETags; a restarted origin has a new one); ``t``: the origin's
+  ``published_at`` (``repr`` of the float, exact); ``tick``.
+- ``body``: the plain ``GET /status`` body, exactly the origin's bytes.
+- ``state``: JSON ``{"format": 1, "vitals_version", "caps", "state"}`` with
+  ``state`` in the persistence format (`src.state.state_format`): what a
+  follower needs to answer any ``/status`` query (limits, include_optional)
+  and ``/vitals`` as the origin would for that version.
+
+`decode_header` reads the four small fields only, so a follower can drop an
+entry it will not serve without parsing its state.  `decode_snapshot`
+rebuilds the state through `SelfState.from_dict` (every value validated) and
+returns a `StateSnapshot` with the origin's version, time and tag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from src.api.errors import json_bytes
+from src.state.snapshot_manager import StateSnapshot
+from src.state.self_state import SelfState
+
+__all__ = ["FORMAT", "Header", "encode_entry", "decode_header", "decode_snapshot"]
+
+FORMAT = 1
+_CAP_NAMES = ("memory_cap", "recent_events_cap", "history_cap", "adaptation_history_cap")
+
+
+class Header(NamedTuple):
+    """The small fields of an entry: enough to decide whether to serve it."""
+
+    version: int
+    run: str
+    published_at: float
+    tick: int
+
+
+def encode_entry(snapshot: StateSnapshot, run: str, body: bytes,
+                 caps: Mapping[str, int]) -> dict[bytes, bytes]:
+    """The stream fields of `snapshot` (O(size of the state): the publisher's thread, never the loop)."""
+    state = {"format": FORMAT, "vitals_version": snapshot.state.vitals_version,
+             "caps": {name: caps[name] for name in _CAP_NAMES},
+             "state": snapshot.to_dict()}
+    return {b"v": str(snapshot.version).encode(), b"run": run.encode(),
+            b"t": repr(snapshot.published_at).encode(), b"tick": str(snapshot.tick).encode(),
+            b"body": body, b"state": json_bytes(state)}
+
+
+def decode_header(fields: Mapping[bytes, bytes]) -> Header:
+    """The entry's `Header`; ValueError if a field is missing or malformed."""
+    try:
+        version = int(fields[b"v"])
+        run = fields[b"run"].decode("ascii")
+        published_at = float(fields[b"t"])
+        tick = int(fields[b"tick"])
+    except (KeyError, ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"malformed version entry: {exc!r}") from None
+    if version < 1 or not run or tick < 0:
+        raise ValueError(f"malformed version entry: v={version} run={run!r} tick={tick}")
+    return Header(version, run, published_at, tick)
+
+
+def decode_snapshot(fields: Mapping[bytes, bytes]) -> tuple[StateSnapshot, bytes]:
+    """``(snapshot, plain /status body)`` of an entry; ValueError if it is not a valid one."""
+    header = decode_header(fields)
+    try:
+        body = fields[b"body"]
+        data: Any = json.loads(fields[b"state"])
+    except (KeyError, ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"malformed version entry {header.version}: {exc!r}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"version entry {header.version}: format "
+                         f"{data.get('format') if isinstance(data, dict) else '?'!r}, "
+                         f"this build reads {FORMAT}")
+    caps = data.get("caps")
+    vitals_version = data.get("vitals_version")
+    if not isinstance(caps, dict) or set(caps) != set(_CAP_NAMES) \
+            or not isinstance(vitals_version, int):
+        raise ValueError(f"version entry {header.version}: bad caps or vitals_version")
+    frozen = SelfState.from_dict(data.get("state"), **caps).freeze()
+    # The rebuilt record counts its own writes: the origin's count is the one served.
+    frozen = dataclasses.replace(frozen, vitals_version=vitals_version)
+    return StateSnapshot(header.version, header.published_at, frozen, origin=header.run), body

@@ -1,0 +1,283 @@
+"""The Redis bridge against a real redis-server: an origin (--redis) and followers (--follow).
+
+Each node is `python -m src.main_server_api` in a subprocess on loopback; the
+redis-server is the `redis_server` fixture (tests/app/conftest.py).  Every
+wait polls a condition against a deadline.
+"""
+
+import http.client
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MAIN = (f"import sys; sys.path.append({str(ROOT)!r}); "
+        "from src.main_server_api import main; sys.exit(main())")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(port, path, body=None, timeout=5.0):
+    """``(status, headers, body)`` of one request to 127.0.0.1:`port`."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        conn.request("POST" if body is not None else "GET", path,
+                     None if body is None else json.dumps(body).encode(), headers)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def until(condition, timeout, what):
+    """Poll `condition()` until it returns a true value (returned) or `timeout` s pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout} s: {what}")
+        time.sleep(0.02)
+
+
+class Node:
+    """One command in a subprocess; its log goes to a file (read on failure)."""
+
+    def __init__(self, tmp_path, name, *args):
+        self.port = free_port()
+        self.log = tmp_path / f"{name}.log"
+        with open(self.log, "w") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen([sys.executable, "-c", MAIN, "--port", str(self.port),
+                                          *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                         stderr=log)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                request(self.port, "/health", timeout=1.0)
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    pytest.fail(f"{name} did not come up:\n{self.log.read_text()[-2000:]}")
+                time.sleep(0.05)
+
+    def get(self, path):
+        return request(self.port, path)
+
+    def health(self):
+        return json.loads(self.get("/health")[2])
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def nodes():
+    started = []
+    yield started
+    for node in reversed(started):
+        node.stop()
+
+
+def origin(tmp_path, nodes, url, *extra, tick="0.01"):
+    node = Node(tmp_path, f"origin{len(nodes)}", "--data-dir", str(tmp_path / f"data{len(nodes)}"),
+                "--tick-interval", tick, "--no-generator", "--redis", url, *extra)
+    nodes.append(node)
+    return node
+
+
+def follower(tmp_path, nodes, url, *extra):
+    node = Node(tmp_path, f"follower{len(nodes)}", "--follow", url, *extra)
+    nodes.append(node)
+    return node
+
+
+def same_as_origin(o, f, path="/status"):
+    """True once `f` serves a version `o` served, with the identical body and ETag."""
+    seen = {}
+
+    def check():
+        status, h, b = o.get(path)
+        if status == 200:
+            seen[h["etag"]] = b
+        status2, h2, b2 = f.get(path)
+        return status2 == 200 and seen.get(h2.get("etag")) == b2
+    return check
+
+
+def test_the_follower_serves_the_origins_body_and_etag(tmp_path, redis_server, nodes):
+    o = origin(tmp_path, nodes, redis_server.url)
+    f = follower(tmp_path, nodes, redis_server.url)
+    until(same_as_origin(o, f), 5, "the follower serves an origin ETag with its body")
+    # Queries with limits are answered from the mirrored state, byte for byte.
+    until(same_as_origin(o, f, "/status?memory_limit=5&events_limit=10&energy_history_limit=3"),
+          5, "the same body for a query with limits")
+    until(same_as_origin(o, f, "/status?include_optional=false&stability_history_limit=7"),
+          5, "the same body without the optional fields")
+    status, h, b = f.get("/vitals")
+    assert status == 200 and json.loads(b)["vitals"]["ticks"] >= 1
+    h = f.health()
+    assert h["status"] == "ok" and h["loop_alive"] is None
+    assert h["redis"]["role"] == "follower" and h["redis"]["origin_alive"] is True
+    assert h["redis"]["lag_s"] < 1.0
+    oh = o.health()
+    assert oh["redis"]["connected"] is True and oh["redis"]["last_version_mirrored"] >= 1
+
+
+def test_an_event_posted_on_the_follower_reaches_the_origin_then_the_follower(
+        tmp_path, redis_server, nodes):
+    o = origin(tmp_path, nodes, redis_server.url)
+    f = follower(tmp_path, nodes, redis_server.url)
+    until(lambda: f.get("/status")[0] == 200, 5, "the follower serves")
+    status, _, body = request(f.port, "/event", {"type": "sound", "intensity": 0.9})
+    assert status == 202, body
+    status, _, body = request(f.port, "/event", {"type": "bogus type!"})
+    assert status == 400  # validated on the follower: never reaches Redis
+    until(lambda: b'"sound"' in o.get("/status?events_limit=10")[2], 5,
+          "the origin's state holds the follower's event")
+    until(lambda: b'"sound"' in f.get("/status?events_limit=10")[2], 5,
+          "the follower serves the state holding its event")
+    assert o.health()["redis"]["events_received"] == 1
+
+
+def test_a_full_or_unreachable_event_stream_is_a_503(tmp_path, redis_server, nodes):
+    f = follower(tmp_path, nodes, redis_server.url, "--redis-events-max", "2",
+                 "--redis-prefix", "lonely")  # no origin drains it
+    for _ in range(2):
+        assert request(f.port, "/event", {"type": "shock"})[0] == 202
+    status, h, body = request(f.port, "/event", {"type": "shock"})
+    assert status == 503 and h.get("retry-after") and b"full" in body
+    assert redis_server.client().xlen("lonely:events") == 2
+    redis_server.stop()
+    status, h, body = request(f.port, "/event", {"type": "shock"})
+    assert status == 503 and h.get("retry-after") and b"reached" in body
+
+
+def _tick_rate(node, seconds):
+    t0, k0 = time.monotonic(), int(node.get("/status")[1]["x-life-tick"])
+    time.sleep(seconds)  # a measuring window, not a synchronisation
+    t1, k1 = time.monotonic(), int(node.get("/status")[1]["x-life-tick"])
+    return (k1 - k0) / (t1 - t0)
+
+
+@pytest.mark.slow
+def test_redis_down_for_5_s_and_back(tmp_path, redis_server, nodes):
+    o = origin(tmp_path, nodes, redis_server.url)
+    f = follower(tmp_path, nodes, redis_server.url)
+    until(same_as_origin(o, f), 5, "the follower follows")
+    versions, problems, done = [], [], threading.Event()
+
+    def watch():  # every version the follower serves, in order
+        while not done.is_set():
+            try:
+                status, h, _ = f.get("/status")
+            except OSError as exc:
+                problems.append(repr(exc))
+                continue
+            if status != 200:
+                problems.append(status)
+            else:
+                versions.append(int(h["x-snapshot-version"]))
+            time.sleep(0.01)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        before = _tick_rate(o, 1.5)
+        redis_server.stop()
+        down_at = time.monotonic()
+        during = _tick_rate(o, 2.0)
+        assert o.get("/status")[0] == 200
+        h = until(lambda: (lambda b: b if b["redis"]["connected"] is False else None)(f.health()),
+                  5, "the follower reports Redis lost")
+        assert h["status"] == "degraded"
+        assert o.health()["redis"]["status"] == "disconnected"
+        time.sleep(max(0.0, 5.0 - (time.monotonic() - down_at)))  # Redis stays down 5 s
+        redis_server.start()
+        until(same_as_origin(o, f), 10, "the follower catches up after the restart")
+    finally:
+        done.set()
+        watcher.join()
+    assert not problems, problems[:5]
+    assert versions == sorted(versions), "a version went backwards on the follower"
+    assert during >= 0.6 * before, (before, during)
+    assert f.health()["redis"]["reconnects"] >= 1
+
+
+def test_a_follower_started_late_loads_the_latest_version(tmp_path, redis_server, nodes):
+    # Ticks every 60 s: after the first, no new version comes to rescue a follower that
+    # would only wait for the next one.
+    o = origin(tmp_path, nodes, redis_server.url, tick="60")
+    until(lambda: o.health().get("redis", {}).get("last_version_mirrored", 0) >= 2, 5,
+          "the origin mirrored its first versions")
+    f = follower(tmp_path, nodes, redis_server.url)
+    until(same_as_origin(o, f), 5, "the late follower serves the origin's version")
+
+
+def _start_error(tmp_path, *args):
+    out = subprocess.run([sys.executable, "-c", MAIN, "--port", str(free_port()), *args],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    return out.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("flag", ["--redis", "--follow"])
+def test_bad_urls_and_wrong_passwords_are_clear_start_up_errors(tmp_path, make_redis_server,
+                                                                flag):
+    data = ["--data-dir", str(tmp_path / "data")] if flag == "--redis" else []
+    line = _start_error(tmp_path, *data, flag, "http://127.0.0.1:1/")
+    assert "not a Redis URL" in line, line
+    line = _start_error(tmp_path, *data, flag, f"redis://127.0.0.1:{free_port()}/0")
+    assert "cannot reach Redis" in line, line
+    secured = make_redis_server(password="s3cret-pw")
+    wrong = secured.url.replace("s3cret-pw", "not-the-pw")
+    out_line = _start_error(tmp_path, *data, flag, wrong)
+    assert "credentials" in out_line and "not-the-pw" not in out_line, out_line
+    assert "***" in out_line, out_line
+    line = _start_error(tmp_path, *data, flag, secured.url, "--redis-prefix", "bad prefix")
+    assert "--redis-prefix" in line, line
+
+
+def test_a_password_in_the_url_works_and_is_never_logged(tmp_path, make_redis_server, nodes):
+    secured = make_redis_server(password="s3cret-pw")
+    o = origin(tmp_path, nodes, secured.url)
+    f = follower(tmp_path, nodes, secured.url)
+    until(same_as_origin(o, f), 5, "origin and follower work through a password")
+    assert "***" in f.health()["redis"]["url"]
+    for node in (o, f):
+        node.stop()
+        assert "s3cret-pw" not in node.log.read_text()
+
+
+@pytest.mark.slow
+def test_retention_is_bounded_over_a_long_run(tmp_path, redis_server, nodes):
+    o = origin(tmp_path, nodes, redis_server.url, "--redis-retention", "50", tick="0")
+    client = redis_server.client()
+    lengths = []
+    until(lambda: o.health()["redis"]["versions_mirrored"] >= 2000 or
+          lengths.append(client.xlen("life:versions")), 30, "2000 versions mirrored")
+    lengths.append(client.xlen("life:versions"))
+    # MAXLEN ~ trims whole stream nodes (100 entries each by default): about 50, never 2000.
+    assert max(lengths) <= 50 + 100, max(lengths)
+    assert sorted(k.decode() for k in client.keys("*")) == ["life:origin", "life:versions"]
+    assert client.info("memory")["used_memory"] < 64 * 2**20

@@ -85,7 +85,10 @@ def decode_snapshot(fields: Mapping[bytes, bytes]) -> tuple[StateSnapshot, bytes
     if not isinstance(caps, dict) or set(caps) != set(_CAP_NAMES) \
             or not isinstance(vitals_version, int):
         raise ValueError(f"version entry {header.version}: bad caps or vitals_version")
-    frozen = SelfState.from_dict(data.get("state"), **caps).freeze()
+    state = data.get("state")
+    if not isinstance(state, dict):
+        raise ValueError(f"version entry {header.version}: no state")
+    frozen = SelfState.from_dict(state, **caps).freeze()
     # The rebuilt record counts its own writes: the origin's count is the one served.
     frozen = dataclasses.replace(frozen, vitals_version=vitals_version)
     return StateSnapshot(header.version, header.published_at, frozen, origin=header.run), body

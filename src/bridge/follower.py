@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 BLOCK = 1.0       # seconds one XREAD blocks (then the heartbeat is read, and it blocks again)
 _BATCH = 16       # entries per XREAD; a full batch means "behind": jump to the latest
 _MAX_BACKOFF = 2.0
+_LAG_SAMPLES = 1024  # the lags of the last versions served, for /health's p50/p99
 
 
 class RedisFollower:
@@ -76,6 +78,7 @@ class RedisFollower:
         self.stale = 0                      # entries refused as not newer than the served one
         self.bad = 0                        # entries that could not be decoded
         self.reconnects = 0
+        self._lags: deque[float] = deque(maxlen=_LAG_SAMPLES)  # appended by the thread only
 
     @property
     def served(self) -> Header | None:
@@ -186,6 +189,7 @@ class RedisFollower:
         self._sink(snapshot, body)
         now = time.time()
         self.last_lag = max(0.0, now - header.published_at)
+        self._lags.append(self.last_lag)
         self.applied_at = now
         self.versions += 1
         self._served = header
@@ -208,9 +212,20 @@ class RedisFollower:
                 "version": None if served is None else served.version,
                 "origin_published_age_s": (None if served is None else
                                            round(max(0.0, time.time() - served.published_at), 4)),
-                "lag_s": round(self.last_lag, 6), "versions_served": self.versions,
+                "lag_s": round(self.last_lag, 6), **_percentiles(self._lags),
+                "versions_served": self.versions,
                 "stale_entries": self.stale, "bad_entries": self.bad,
                 "reconnects": self.reconnects}
+
+
+def _percentiles(lags: deque[float]) -> dict[str, float | None]:
+    """p50/p99 of the recent lags (publish on the origin -> served here), in seconds."""
+    ordered = sorted(list(lags))  # list(): a copy first, the thread appends meanwhile
+    if not ordered:
+        return {"lag_p50_s": None, "lag_p99_s": None, "lag_samples": 0}
+    n = len(ordered)
+    return {"lag_p50_s": round(ordered[n // 2], 6),
+            "lag_p99_s": round(ordered[min(n - 1, int(0.99 * n))], 6), "lag_samples": n}
 
 
 def _newer(entry: Header, served: Header) -> bool:

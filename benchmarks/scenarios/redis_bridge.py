@@ -171,7 +171,8 @@ def run(ctx) -> dict[str, Any]:
                                                "--no-generator", "--log-level", "WARNING",
                                                "--redis", url, "--redis-prefix", "flat"),
                             str(ctx.root))
-            _wait("the flat-out origin mirrors", lambda: _health(port)["redis"]["connected"])
+            _wait("the flat-out origin mirrors",
+                  lambda: _health(port).get("redis", {}).get("connected"))
             h0, t0 = _health(port), time.monotonic()
             time.sleep(window)  # a measuring window
             h1, t1 = _health(port), time.monotonic()
@@ -188,16 +189,21 @@ def run(ctx) -> dict[str, Any]:
             oport, fport = _free_port(), _free_port()
             procs.start(app.server_command(oport, f"{tmp}/khz", "--tick-interval", "0.001",
                                            "--log-level", "WARNING", "--redis", url), str(ctx.root))
-            _wait("the 1 kHz origin mirrors", lambda: _health(oport)["redis"]["connected"])
+            _wait("the 1 kHz origin mirrors",
+                  lambda: _health(oport).get("redis", {}).get("connected"))
             procs.start(app.follower_command(fport, url, "--log-level", "WARNING"), str(ctx.root))
             _wait("the follower serves", lambda: _get(fport, "/status")[0] == 200)
+            oh0, t0 = _health(oport), time.monotonic()
             time.sleep(window)  # lags accumulate over the window
             fh = _health(fport)["redis"]
-            oh = _health(oport)
+            oh, t1 = _health(oport), time.monotonic()
             origin_rps = _rps(oport, window)
             follower_rps = _rps(fport, window)
             lag = {"p50_ms": fh["lag_p50_s"] * 1e3, "p99_ms": fh["lag_p99_s"] * 1e3,
-                   "samples": fh["lag_samples"], "origin_ticks_per_s": oh["ticks_per_second"]}
+                   "samples": fh["lag_samples"],
+                   "origin_ticks_per_s": (oh["tick"] - oh0["tick"]) / (t1 - t0),
+                   "mirrored_per_s": (oh["redis"]["versions_mirrored"]
+                                      - oh0["redis"]["versions_mirrored"]) / (t1 - t0)}
             ctx.log.info("  lag p50 %.2f ms, p99 %.2f ms; /status %.0f req/s origin, %.0f "
                          "follower", lag["p50_ms"], lag["p99_ms"], origin_rps["rps"],
                          follower_rps["rps"])
@@ -229,6 +235,7 @@ def markdown(data: dict[str, Any], ctx) -> str:
             ("stream length at the end (--redis-retention 100, MAXLEN ~)", f"{f['stream_len']}"),
             ("bytes per stream entry (body + state)", f"{f['entry_bytes']:,}"),
             ("origin at 1 kHz: measured ticks/s", F.rate(lag["origin_ticks_per_s"])),
+            ("origin at 1 kHz: versions mirrored/s", F.rate(lag["mirrored_per_s"])),
             ("publish -> follower lag p50 (ms)", f"{lag['p50_ms']:.3f}"),
             ("publish -> follower lag p99 (ms; goal <= 1)", f"{lag['p99_ms']:.3f}"),
             ("lag samples (the follower's last versions)", f"{lag['samples']}"),

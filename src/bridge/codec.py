@@ -12,9 +12,10 @@ An entry's fields (all bytes):
   and ``/vitals`` as the origin would for that version.
 
 `decode_header` reads the four small fields only, so a follower can drop an
-entry it will not serve without parsing its state.  `decode_snapshot`
-rebuilds the state through `SelfState.from_dict` (every value validated) and
-returns a `StateSnapshot` with the origin's version, time and tag.
+entry it will not serve without parsing its state.  `decode_frozen` rebuilds
+the state through `SelfState.from_dict` (every value validated);
+`decode_snapshot` returns a `StateSnapshot` with the origin's version, time
+and tag at once, `src.bridge.mirror.MirroredSnapshot` the same lazily.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from src.api.errors import json_bytes
-from src.state.snapshot_manager import StateSnapshot
+from src.state.frozen import FrozenState
 from src.state.self_state import SelfState
+from src.state.snapshot_manager import StateSnapshot
 
-__all__ = ["FORMAT", "Header", "encode_entry", "decode_header", "decode_snapshot"]
+__all__ = ["FORMAT", "Header", "encode_entry", "decode_header", "decode_frozen",
+           "decode_snapshot"]
 
 FORMAT = 1
 _CAP_NAMES = ("memory_cap", "recent_events_cap", "history_cap", "adaptation_history_cap")
@@ -68,13 +71,11 @@ def decode_header(fields: Mapping[bytes, bytes]) -> Header:
     return Header(version, run, published_at, tick)
 
 
-def decode_snapshot(fields: Mapping[bytes, bytes]) -> tuple[StateSnapshot, bytes]:
-    """``(snapshot, plain /status body)`` of an entry; ValueError if it is not a valid one."""
-    header = decode_header(fields)
+def decode_frozen(header: Header, raw: bytes) -> FrozenState:
+    """The entry's ``state`` field as the origin's `FrozenState`; ValueError if it is not one."""
     try:
-        body = fields[b"body"]
-        data: Any = json.loads(fields[b"state"])
-    except (KeyError, ValueError, UnicodeDecodeError) as exc:
+        data: Any = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"malformed version entry {header.version}: {exc!r}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"version entry {header.version}: format "
@@ -89,6 +90,19 @@ def decode_snapshot(fields: Mapping[bytes, bytes]) -> tuple[StateSnapshot, bytes
     if not isinstance(state, dict):
         raise ValueError(f"version entry {header.version}: no state")
     frozen = SelfState.from_dict(state, **caps).freeze()
+    if frozen.tick != header.tick:
+        raise ValueError(f"version entry {header.version}: its state is at tick {frozen.tick}, "
+                         f"its header says {header.tick}")
     # The rebuilt record counts its own writes: the origin's count is the one served.
-    frozen = dataclasses.replace(frozen, vitals_version=vitals_version)
+    return dataclasses.replace(frozen, vitals_version=vitals_version)
+
+
+def decode_snapshot(fields: Mapping[bytes, bytes]) -> tuple[StateSnapshot, bytes]:
+    """``(snapshot, plain /status body)`` of an entry, decoded at once; ValueError if invalid."""
+    header = decode_header(fields)
+    try:
+        body, raw = fields[b"body"], fields[b"state"]
+    except KeyError as exc:
+        raise ValueError(f"malformed version entry {header.version}: {exc!r}") from None
+    frozen = decode_frozen(header, raw)
     return StateSnapshot(header.version, header.published_at, frozen, origin=header.run), body

@@ -10,6 +10,8 @@ ZeroMQ's "Clone" pattern with the snapshot version as the sequence number:
    last entry is decoded and served.  A full batch means it is behind: it
    jumps to the latest with step 1.
 
+An entry's state is not decoded here: a `MirroredSnapshot` decodes it for
+the first reader that needs more than the plain ``/status`` body.
 Monotonic: an entry is served only if it is newer than what is served - a
 higher version of the same origin run, or a newer run (a restarted origin,
 with a later publish time and a new ETag prefix).  So after a Redis restart,
@@ -31,8 +33,9 @@ from typing import Any
 
 from src.state.snapshot_manager import StateSnapshot
 
-from .codec import Header, decode_header, decode_snapshot
+from .codec import Header, decode_header
 from .connection import Keys, connect, import_redis, mask_url
+from .mirror import MirroredSnapshot
 from .publisher import HEARTBEAT_TTL
 from .ratelog import RateLimitedLog
 
@@ -176,13 +179,13 @@ class RedisFollower:
         if served is not None and not _newer(header, served):
             self.stale += 1
             return
-        try:
-            snapshot, body = decode_snapshot(fields)
-        except ValueError as exc:
+        body, raw = fields.get(b"body"), fields.get(b"state")
+        if body is None or raw is None:
             self.bad += 1
-            self._errors.log(logging.WARNING, "bad", "Redis bridge: skipping version %d: %s",
-                             header.version, exc)
+            self._errors.log(logging.WARNING, "bad", "Redis bridge: skipping version %d: no "
+                             "body or state", header.version)
             return
+        snapshot = MirroredSnapshot(header, raw)  # its state is decoded by the first reader
         if served is not None and header.run != served.run:
             logger.info("Redis bridge: the origin restarted (run %s, from version %d)",
                         header.run, header.version)

@@ -271,13 +271,69 @@ def test_a_password_in_the_url_works_and_is_never_logged(tmp_path, make_redis_se
 
 @pytest.mark.slow
 def test_retention_is_bounded_over_a_long_run(tmp_path, redis_server, nodes):
-    o = origin(tmp_path, nodes, redis_server.url, "--redis-retention", "50", tick="0")
+    o = origin(tmp_path, nodes, redis_server.url, "--redis-retention", "50", tick="0.001")
     client = redis_server.client()
     lengths = []
-    until(lambda: o.health()["redis"]["versions_mirrored"] >= 2000 or
-          lengths.append(client.xlen("life:versions")), 30, "2000 versions mirrored")
+    until(lambda: o.health()["redis"]["versions_mirrored"] >= 1000 or
+          lengths.append(client.xlen("life:versions")), 60, "1000 versions mirrored")
     lengths.append(client.xlen("life:versions"))
-    # MAXLEN ~ trims whole stream nodes (100 entries each by default): about 50, never 2000.
+    # MAXLEN ~ trims whole stream nodes (100 entries each by default): about 50, never 1000.
     assert max(lengths) <= 50 + 100, max(lengths)
     assert sorted(k.decode() for k in client.keys("*")) == ["life:origin", "life:versions"]
     assert client.info("memory")["used_memory"] < 64 * 2**20
+
+
+# ---- in-process pieces (no redis-server needed) ----
+
+def _entry(run="run1"):
+    from src.bridge.codec import encode_entry
+    from src.runtime.loop import run_loop
+    from src.state.self_state import SelfState
+    from src.state.snapshot_manager import StateSnapshotManager
+    state, manager = SelfState(memory_cap=7), StateSnapshotManager()
+    run_loop(state, tick_interval=0.0, max_ticks=120, snapshot_manager=manager)
+    snapshot = manager.get_snapshot()
+    return snapshot, encode_entry(snapshot, run, b"{}", state.caps)
+
+
+def test_a_mirrored_snapshot_decodes_its_state_once_and_only_when_read():
+    from src.bridge.codec import decode_header
+    from src.bridge.mirror import MirroredSnapshot
+    from src.state.status import STATUS_LIMIT_KEYS
+    snapshot, fields = _entry()
+    mirror = MirroredSnapshot(decode_header(fields), fields[b"state"])
+    assert (mirror.version, mirror.tick, mirror.published_at, mirror.origin) == \
+        (snapshot.version, snapshot.tick, snapshot.published_at, "run1")
+    assert not mirror.decoded
+    limits = {k: 1000 for k in STATUS_LIMIT_KEYS}
+    assert mirror.status_dict(True, limits) == snapshot.status_dict(True, limits)
+    assert mirror.state.vitals_version == snapshot.state.vitals_version
+    assert mirror.decoded and mirror.state is mirror.state
+
+
+def test_a_corrupted_state_fails_its_readers_not_the_follower():
+    from src.bridge.codec import decode_header
+    from src.bridge.mirror import MirroredSnapshot
+    _, fields = _entry()
+    mirror = MirroredSnapshot(decode_header(fields), fields[b"state"][:-9])
+    for _ in range(2):
+        with pytest.raises(ValueError, match="malformed version entry"):
+            mirror.state
+
+
+def test_versions_only_move_forward_within_a_run_and_to_a_later_run():
+    from src.bridge.codec import Header
+    from src.bridge.follower import _newer
+    served = Header(10, "a", 100.0, 9)
+    assert _newer(Header(11, "a", 100.1, 10), served)
+    assert not _newer(Header(10, "a", 100.0, 9), served)
+    assert not _newer(Header(9, "a", 99.0, 8), served)
+    assert _newer(Header(1, "b", 200.0, 0), served)      # a restarted origin
+    assert not _newer(Header(50, "b", 50.0, 49), served)  # an older run's leftovers
+
+
+def test_passwords_are_masked():
+    from src.bridge.connection import mask_url
+    assert mask_url("redis://:pw@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
+    assert mask_url("redis://user:pw@h/1") == "redis://user:***@h/1"
+    assert mask_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"

@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     bridge = None
     if keys is not None:
         bridge = OriginBridge(args.redis, keys, manager, server.api, state.caps, queue,
-                              args.redis_retention).start()
+                              args.redis_retention, args.redis_max_rate).start()
         server.api.bridge_health = bridge.health
     loop_thread.start()
     log.info("Life API listening on %s (tick %.3g s, snapshots every %d ticks in %s%s)",

@@ -13,7 +13,8 @@ command in separate processes, as an operator runs them:
    reports p50/p99 of its last 1,024 in `/health`.
 3. **Requests/s**: a client process with `CLIENTS` keep-alive threads on
    ``GET /status``, for the same time against the origin and then the
-   follower (both running, one worker each).
+   follower (both running, one worker each); then against an origin without
+   ``--redis`` running alone (the bridge's cost to the origin's readers).
 
 Skipped (reported as such) when ``redis-server`` or the ``redis`` package is
 missing.
@@ -42,6 +43,8 @@ NAME = "redis_bridge"
 TITLE = "Redis bridge: versions mirrored/s, publish -> follower lag, follower /status req/s"
 
 CLIENTS = 4
+# The bridge's own ceiling is measured: no --redis-max-rate cap (the default is 100/s).
+UNLIMITED = ("--redis-max-rate", "10000000")
 
 CLIENT = r"""
 import http.client, json, sys, threading, time
@@ -169,7 +172,8 @@ def run(ctx) -> dict[str, Any]:
             port = _free_port()
             o = procs.start(app.server_command(port, f"{tmp}/flat", "--tick-interval", "0",
                                                "--no-generator", "--log-level", "WARNING",
-                                               "--redis", url, "--redis-prefix", "flat"),
+                                               "--redis", url, "--redis-prefix", "flat",
+                                               *UNLIMITED),
                             str(ctx.root))
             _wait("the flat-out origin mirrors",
                   lambda: _health(port).get("redis", {}).get("connected"))
@@ -187,11 +191,13 @@ def run(ctx) -> dict[str, Any]:
                          flat["ticks_per_s"], flat["mirrored_per_s"])
             # 2. and 3. the origin at 1 kHz, a follower
             oport, fport = _free_port(), _free_port()
-            procs.start(app.server_command(oport, f"{tmp}/khz", "--tick-interval", "0.001",
-                                           "--log-level", "WARNING", "--redis", url), str(ctx.root))
+            khz = procs.start(app.server_command(oport, f"{tmp}/khz", "--tick-interval", "0.001",
+                                           "--log-level", "WARNING", "--redis", url,
+                                           *UNLIMITED), str(ctx.root))
             _wait("the 1 kHz origin mirrors",
                   lambda: _health(oport).get("redis", {}).get("connected"))
-            procs.start(app.follower_command(fport, url, "--log-level", "WARNING"), str(ctx.root))
+            fol = procs.start(app.follower_command(fport, url, "--log-level", "WARNING"),
+                              str(ctx.root))
             _wait("the follower serves", lambda: _get(fport, "/status")[0] == 200)
             oh0, t0 = _health(oport), time.monotonic()
             time.sleep(window)  # lags accumulate over the window
@@ -207,12 +213,22 @@ def run(ctx) -> dict[str, Any]:
             ctx.log.info("  lag p50 %.2f ms, p99 %.2f ms; /status %.0f req/s origin, %.0f "
                          "follower", lag["p50_ms"], lag["p99_ms"], origin_rps["rps"],
                          follower_rps["rps"])
+            # The origin's readers without the bridge, for its cost on them.
+            procs.stop(fol)
+            procs.stop(khz)
+            pport = _free_port()
+            plain = procs.start(app.server_command(pport, f"{tmp}/plain", "--tick-interval",
+                                                   "0.001", "--log-level", "WARNING"),
+                                str(ctx.root))
+            _wait("the origin without the bridge serves", lambda: _get(pport, "/status")[0] == 200)
+            plain_rps = _rps(pport, window)
+            procs.stop(plain)
             client.close()
         finally:
             procs.close()
     return {"python": sys.version.split()[0], "cpus": os.cpu_count(), "window_s": window,
             "clients": CLIENTS, "flat": flat, "lag": lag, "origin": origin_rps,
-            "follower": follower_rps}
+            "follower": follower_rps, "plain": plain_rps}
 
 
 def summary(data: dict[str, Any]) -> list[str]:
@@ -241,7 +257,8 @@ def markdown(data: dict[str, Any], ctx) -> str:
             ("lag samples (the follower's last versions)", f"{lag['samples']}"),
             (f"origin /status req/s ({data['clients']} keep-alive clients)", F.rate(o["rps"])),
             ("follower /status req/s (goal within 10% of the origin)", F.rate(fo["rps"])),
-            ("follower / origin", f"{fo['rps'] / o['rps']:.0%}")]
+            ("follower / origin", f"{fo['rps'] / o['rps']:.0%}"),
+            ("origin without --redis, alone: /status req/s", F.rate(data["plain"]["rps"]))]
     return "\n".join([
         f"Python {data['python']}, {data['cpus']} CPUs; redis-server, origin and follower in "
         f"their own processes on loopback; {data['window_s']:.0f} s windows.", "",

@@ -31,7 +31,7 @@ from src.state.snapshot_manager import StateSnapshot, StateSnapshotManager
 from .connection import DEFAULT_PREFIX, BridgeError, Keys, check_connection, connect, mask_url
 from .events import DEFAULT_EVENTS_MAX, RedisEventDrain, RedisEventSink
 from .follower import RedisFollower
-from .publisher import DEFAULT_RETENTION, HEARTBEAT_TTL, RedisPublisher
+from .publisher import DEFAULT_MAX_RATE, DEFAULT_RETENTION, HEARTBEAT_TTL, RedisPublisher
 
 __all__ = ["add_arguments", "check_redis", "OriginBridge", "run_follower"]
 
@@ -62,6 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "instance sharing a Redis")
     g.add_argument("--redis-retention", type=_count, default=DEFAULT_RETENTION, metavar="N",
                    help=f"versions kept in the Redis stream, about (default {DEFAULT_RETENTION})")
+    g.add_argument("--redis-max-rate", type=_count, default=DEFAULT_MAX_RATE, metavar="N",
+                   help=f"versions mirrored per second, at most (default {DEFAULT_MAX_RATE}); "
+                        "the latest wins, each costs the origin a serialisation")
     g.add_argument("--redis-events-max", type=_count, default=DEFAULT_EVENTS_MAX, metavar="N",
                    help="follower events waiting for the origin, at most (default "
                         f"{DEFAULT_EVENTS_MAX}; more get 503)")
@@ -95,10 +98,11 @@ class OriginBridge:
     """An origin's publisher and event drain (see `src.bridge.publisher`, `.events`)."""
 
     def __init__(self, url: str, keys: Keys, manager: StateSnapshotManager, api: LifeApi,
-                 caps: dict[str, int], queue: EventQueue, retention: int) -> None:
+                 caps: dict[str, int], queue: EventQueue, retention: int,
+                 max_rate: int) -> None:
         self.publisher = RedisPublisher(manager, url, keys, run=api.etag_prefix,
                                         body=api.default_status_body, caps=caps,
-                                        retention=retention)
+                                        retention=retention, max_rate=max_rate)
         self.drain = RedisEventDrain(url, keys, queue)
 
     def start(self) -> OriginBridge:

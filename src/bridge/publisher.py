@@ -14,6 +14,10 @@ API's cache) and written with one pipelined round trip:
   origin's liveness, renewed at least every `HEARTBEAT` seconds even when no
   version is published.
 
+At most `max_rate` versions are mirrored per second (default 100): each one
+is a full serialisation of the state on a thread of the loop's process, and
+under the GIL that time is taken from the loop and the API's threads.
+
 A failed write marks the bridge disconnected, is logged at most once per 5 s
 (the URL masked), and is retried with a growing pause (up to 2 s); the
 client reconnects by itself on the next command.  `health()` is the
@@ -39,6 +43,7 @@ __all__ = ["RedisPublisher", "DEFAULT_RETENTION", "HEARTBEAT", "HEARTBEAT_TTL"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_RETENTION = 100  # stream entries kept (approximately: MAXLEN ~)
+DEFAULT_MAX_RATE = 100   # versions mirrored per second, at most (the latest wins)
 HEARTBEAT = 0.5          # seconds between heartbeats when no version is published
 HEARTBEAT_TTL = 3.0      # seconds a heartbeat lives: followers call the origin dead after it
 _MAX_BACKOFF = 2.0
@@ -54,7 +59,7 @@ class RedisPublisher:
 
     def __init__(self, manager: StateSnapshotManager, url: str, keys: Keys, *, run: str,
                  body: Callable[[StateSnapshot], bytes], caps: Mapping[str, int],
-                 retention: int = DEFAULT_RETENTION) -> None:
+                 retention: int = DEFAULT_RETENTION, max_rate: float = DEFAULT_MAX_RATE) -> None:
         self._redis = import_redis()
         self._manager = manager
         self._url = url
@@ -63,6 +68,7 @@ class RedisPublisher:
         self._body = body
         self._caps = dict(caps)
         self._retention = retention
+        self._min_interval = 1.0 / max_rate
         self._client = connect(url, reply_timeout=2.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="life-redis-publisher",
@@ -101,6 +107,7 @@ class RedisPublisher:
                 if self._stop.is_set():
                     break
             snapshot = self._manager.wait_for_update(self.last_version, HEARTBEAT)
+            started = time.monotonic()
             if snapshot is None and time.monotonic() < next_beat and backoff == 0.0:
                 continue
             try:
@@ -130,6 +137,8 @@ class RedisPublisher:
             self.connected = True
             backoff = 0.0
             next_beat = time.monotonic() + HEARTBEAT
+            if snapshot is not None:  # at most max_rate versions/s: each costs the process CPU
+                self._stop.wait(self._min_interval - (time.monotonic() - started))
 
     def _write(self, snapshot: StateSnapshot | None) -> None:
         pipe = self._client.pipeline(transaction=False)

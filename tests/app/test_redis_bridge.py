@@ -271,7 +271,8 @@ def test_a_password_in_the_url_works_and_is_never_logged(tmp_path, make_redis_se
 
 @pytest.mark.slow
 def test_retention_is_bounded_over_a_long_run(tmp_path, redis_server, nodes):
-    o = origin(tmp_path, nodes, redis_server.url, "--redis-retention", "50", tick="0.001")
+    o = origin(tmp_path, nodes, redis_server.url, "--redis-retention", "50",
+               "--redis-max-rate", "10000", tick="0.001")
     client = redis_server.client()
     lengths = []
     until(lambda: o.health()["redis"]["versions_mirrored"] >= 1000 or

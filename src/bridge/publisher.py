@@ -34,7 +34,7 @@ from typing import Any
 
 from src.state.snapshot_manager import StateSnapshot, StateSnapshotManager
 
-from .codec import encode_entry
+from .codec import EntryEncoder
 from .connection import Keys, connect, import_redis, mask_url
 from .ratelog import RateLimitedLog
 
@@ -66,7 +66,7 @@ class RedisPublisher:
         self._keys = keys
         self._run = run
         self._body = body
-        self._caps = dict(caps)
+        self._encoder = EntryEncoder(caps)
         self._retention = retention
         self._min_interval = 1.0 / max_rate
         self._client = connect(url, reply_timeout=2.0)
@@ -143,7 +143,7 @@ class RedisPublisher:
     def _write(self, snapshot: StateSnapshot | None) -> None:
         pipe = self._client.pipeline(transaction=False)
         if snapshot is not None and snapshot.version > self.last_version:
-            fields = encode_entry(snapshot, self._run, self._body(snapshot), self._caps)
+            fields = self._encoder.encode(snapshot, self._run, self._body(snapshot))
             pipe.xadd(self._keys.versions, fields, maxlen=self._retention, approximate=True)
         else:
             snapshot = None

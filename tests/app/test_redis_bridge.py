@@ -338,3 +338,24 @@ def test_passwords_are_masked():
     assert mask_url("redis://:pw@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
     assert mask_url("redis://user:pw@h/1") == "redis://user:***@h/1"
     assert mask_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_the_encoder_reuses_unchanged_parts_and_stays_exact():
+    from src.api.errors import json_bytes
+    from src.bridge.codec import EntryEncoder, decode_snapshot
+    from src.environment.generator import EventGenerator
+    from src.runtime.loop import run_loop
+    from src.state.self_state import SelfState
+    from src.state.snapshot_manager import StateSnapshotManager
+    state, manager = SelfState(), StateSnapshotManager()
+    encoder = EntryEncoder(state.caps)
+    limits = {"memory_limit": 50, "events_limit": 50, "adaptation_history_limit": 50,
+              "energy_history_limit": 5}
+    for i in range(40):  # adaptation every 100 ticks, events most ticks
+        run_loop(state, tick_interval=0.0, max_ticks=9, snapshot_manager=manager,
+                 generator=EventGenerator(seed=i, rate=0.67))
+        snapshot = manager.get_snapshot()
+        fields = encoder.encode(snapshot, "run", b"{}")
+        assert json.loads(fields[b"state"])["state"] == json.loads(json_bytes(snapshot.to_dict()))
+        mirror, _ = decode_snapshot(fields)
+        assert mirror.status_dict(True, limits) == snapshot.status_dict(True, limits)

@@ -73,8 +73,17 @@ class RedisServer:
         finally:
             client.close()
 
+    def freeze(self):
+        """SIGSTOP: the port still accepts connections but nothing answers (a network cut)."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self):
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self):
         proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)  # a frozen server cannot act on SIGTERM
         if proc is None or proc.poll() is not None:
             return
         proc.send_signal(signal.SIGTERM)

@@ -223,6 +223,28 @@ def test_redis_down_for_5_s_and_back(tmp_path, redis_server, nodes):
     assert f.health()["redis"]["reconnects"] >= 1
 
 
+@pytest.mark.slow
+def test_a_frozen_redis_is_a_network_cut_both_nodes_ride_out(tmp_path, redis_server, nodes):
+    o = origin(tmp_path, nodes, redis_server.url)
+    f = follower(tmp_path, nodes, redis_server.url)
+    until(same_as_origin(o, f), 5, "the follower follows")
+    before = _tick_rate(o, 1.0)
+    redis_server.freeze()  # connections hang instead of failing: only timeouts tell
+    try:
+        during = _tick_rate(o, 2.0)
+        assert f.get("/status")[0] == 200
+        until(lambda: f.health()["redis"]["connected"] is False, 8,
+              "the follower notices the silence")
+        until(lambda: o.health()["redis"]["connected"] is False, 8,
+              "the origin notices the silence")
+        status, h, _ = request(f.port, "/event", {"type": "shock"})
+        assert status == 503 and h.get("retry-after")
+    finally:
+        redis_server.thaw()
+    until(same_as_origin(o, f), 15, "the follower catches up after the cut")
+    assert during >= 0.6 * before, (before, during)
+
+
 def test_a_follower_started_late_loads_the_latest_version(tmp_path, redis_server, nodes):
     # Ticks every 60 s: after the first, no new version comes to rescue a follower that
     # would only wait for the next one.

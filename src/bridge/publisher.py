@@ -92,10 +92,15 @@ class RedisPublisher:
         return self
 
     def close(self, timeout: float = 3.0) -> None:
-        """Stop the thread (after the write in flight, if any) and close the client."""
+        """Stop the thread (after the write in flight, if any), drop the heartbeat, close."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        try:  # a clean stop frees the prefix at once (a successor need not wait out the TTL)
+            if self._client.get(self._keys.origin) == self._run.encode():
+                self._client.delete(self._keys.origin)
+        except self._redis.RedisError:
+            pass  # the heartbeat expires by itself
         self._client.close()
 
     def _main(self) -> None:

@@ -26,7 +26,8 @@ import csnapshot
 from src.api.routes import check_api_token
 from src.api.server import HOST, PORT, start_api_server
 from src.bridge.connection import BridgeError
-from src.bridge.node import OriginBridge, add_arguments, check_redis, run_follower
+from src.bridge.node import (LateHealth, OriginBridge, add_arguments, check_redis,
+                             run_follower)
 from src.environment.event_queue import EventQueue
 from src.environment.generator import EventGenerator
 from src.runtime.loop import LoopConfig, run_loop
@@ -211,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             stop.set()
 
     loop_thread = threading.Thread(target=loop_body, name="life-loop")
+    late_health = None if keys is None else LateHealth("origin")  # the bridge needs the server
     try:
         server = start_api_server(manager, args.host, args.port, queue, vitals=state.vitals,
                                   api_token=token,
@@ -222,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                                   stall_after=max(5.0, 5 * args.tick_interval),
                                   loop_thread=loop_thread,
                                   persistence_health=persistence.health,
+                                  bridge_health=late_health,
                                   allowed_hosts=allowed_hosts)
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
@@ -242,10 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda signum, frame: signals.append(signum))
     bridge = None
-    if keys is not None:
+    if keys is not None and late_health is not None:
         bridge = OriginBridge(args.redis, keys, manager, server.api, state.caps, queue,
                               args.redis_retention, args.redis_max_rate).start()
-        server.api.bridge_health = bridge.health
+        late_health.attach(bridge.health)
     loop_thread.start()
     log.info("Life API listening on %s (tick %.3g s, snapshots every %d ticks in %s%s)",
              server.url, args.tick_interval, args.snapshot_period, data_dir / "snapshots",

@@ -33,7 +33,7 @@ from .events import DEFAULT_EVENTS_MAX, RedisEventDrain, RedisEventSink
 from .follower import RedisFollower
 from .publisher import DEFAULT_MAX_RATE, DEFAULT_RETENTION, HEARTBEAT_TTL, RedisPublisher
 
-__all__ = ["add_arguments", "check_redis", "OriginBridge", "run_follower"]
+__all__ = ["add_arguments", "check_redis", "OriginBridge", "LateHealth", "run_follower"]
 
 log = logging.getLogger("src.bridge")
 
@@ -94,6 +94,26 @@ def check_redis(url: str, prefix: str, *, origin: bool) -> Keys:
     return keys
 
 
+class LateHealth:
+    """``/health``'s ``redis`` block before the bridge exists (it needs the running server).
+
+    Passed to the server when it is built, so no request ever sees a node
+    without the block; `attach` hands it the bridge's own ``health``.
+    """
+
+    def __init__(self, role: str) -> None:
+        self._role = role
+        self._health: list[Callable[[], dict[str, Any]]] = []
+
+    def attach(self, health: Callable[[], dict[str, Any]]) -> None:
+        self._health.append(health)
+
+    def __call__(self) -> dict[str, Any]:
+        if self._health:
+            return self._health[0]()
+        return {"role": self._role, "status": "starting", "connected": False}
+
+
 class OriginBridge:
     """An origin's publisher and event drain (see `src.bridge.publisher`, `.events`)."""
 
@@ -152,13 +172,14 @@ def run_follower(args: argparse.Namespace, token: str | None,
                                   read_timeout=args.read_timeout,
                                   request_timeout=args.request_timeout,
                                   keepalive_timeout=args.keepalive_timeout,
-                                  stall_after=5.0, allowed_hosts=allowed_hosts)
+                                  stall_after=5.0, allowed_hosts=allowed_hosts,
+                                  bridge_health=(health := LateHealth("follower")))
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
         sink.close()
         return 2
     follower = RedisFollower(url, keys, _republisher(manager, server.api))
-    server.api.bridge_health = follower.health
+    health.attach(follower.health)
     signals: list[int] = []
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)

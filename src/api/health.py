@@ -63,6 +63,8 @@ def health_response(snapshot: StateSnapshot | None, queue: EventQueue | None,
     }
     if snapshot is None:
         body.update(status="starting", tick=None, last_tick_age_s=None, ticks_per_second=None)
+        if bridge is not None:  # a follower waiting for its origin says why
+            body["redis"] = bridge
         return HTTPStatus.SERVICE_UNAVAILABLE, json_bytes(body), {"Retry-After": "1"}
     age = max(0.0, time.time() - snapshot.published_at)
     rate = tick_rate.update(time.monotonic(), snapshot.tick)

@@ -163,6 +163,9 @@ def test_an_event_posted_on_the_follower_reaches_the_origin_then_the_follower(
 def test_a_full_or_unreachable_event_stream_is_a_503(tmp_path, redis_server, nodes):
     f = follower(tmp_path, nodes, redis_server.url, "--redis-events-max", "2",
                  "--redis-prefix", "lonely")  # no origin drains it
+    status, _, body = f.get("/health")  # nothing to serve yet, and /health says why
+    assert status == 503 and json.loads(body)["status"] == "starting"
+    assert json.loads(body)["redis"]["origin_alive"] is False
     for _ in range(2):
         assert request(f.port, "/event", {"type": "shock"})[0] == 202
     status, h, body = request(f.port, "/event", {"type": "shock"})

@@ -40,22 +40,6 @@ class StatusCache:
         self._max = max_queries
         self.serialisations = 0  # bodies built (a statistic for tests and /health)
 
-    def seed(self, version: int, key: tuple[Any, ...], body: bytes) -> None:
-        """Store `body`, built elsewhere, as `key`'s body for `version` (a mirror's call).
-
-        A follower receives the origin's body of its main query ready-made:
-        serving those bytes makes them identical to the origin's by
-        construction.  Ignored for a version older than the cache's.
-        """
-        with self._swap:
-            current, entries = self._cell[0]
-            if version < current:
-                return
-            if version > current:
-                entries = {}
-                self._cell[0] = (version, entries)
-            entries.setdefault(key, body)
-
     def get(self, snapshot: StateSnapshot, key: tuple[Any, ...],
             build: Callable[[], bytes]) -> bytes:
         """The body for `key` of `snapshot`'s version, built by `build()` on the first ask."""

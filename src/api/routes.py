@@ -171,7 +171,10 @@ class LifeApi:
         if _etag_matches(if_none_match, etag):
             return HTTPStatus.NOT_MODIFIED, b"", headers
         key = (include_optional,) + tuple(sorted(limits.items()))
-        body = self.status_cache.get(
+        # A mirrored snapshot (a follower's) carries its origin's plain body: served as is.
+        ready = getattr(snapshot, "plain_status_body", None) if key == DEFAULT_STATUS_KEY \
+            else None
+        body = ready if ready is not None else self.status_cache.get(
             snapshot, key, lambda: json_bytes(status_view(snapshot.state, include_optional,
                                                           limits)))
         return HTTPStatus.OK, body, headers

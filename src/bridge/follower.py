@@ -16,7 +16,7 @@ Monotonic: an entry is served only if it is newer than what is served - a
 higher version of the same origin run, or a newer run (a restarted origin,
 with a later publish time and a new ETag prefix).  So after a Redis restart,
 a network cut or a stale entry, a follower never serves an older version
-than one it served.  Each served version goes to `sink(snapshot, body)` (the
+than one it served.  Each served version goes to `sink(snapshot)` (the
 local publication: a snapshot manager and the API's cache).  Between
 entries (at most every `BLOCK` seconds) the origin's heartbeat is read for
 ``/health``.
@@ -52,13 +52,13 @@ _LAG_SAMPLES = 1024  # the lags of the last versions served, for /health's p50/p
 class RedisFollower:
     """Follows `keys`' version stream at `url`, handing each newer version to `sink`.
 
-    `sink(snapshot, body)` runs on the follower's thread; it must not block.
+    `sink(snapshot)` runs on the follower's thread; it must not block.
     `start()` begins; `wait_first(timeout)` waits for the first version;
     `close()` stops.
     """
 
     def __init__(self, url: str, keys: Keys,
-                 sink: Callable[[StateSnapshot, bytes], None]) -> None:
+                 sink: Callable[[StateSnapshot], None]) -> None:
         self._redis = import_redis()
         self._url = url
         self._keys = keys
@@ -185,11 +185,11 @@ class RedisFollower:
             self._errors.log(logging.WARNING, "bad", "Redis bridge: skipping version %d: no "
                              "body or state", header.version)
             return
-        snapshot = MirroredSnapshot(header, raw)  # its state is decoded by the first reader
+        snapshot = MirroredSnapshot(header, raw, body)  # its state: decoded by the first reader
         if served is not None and header.run != served.run:
             logger.info("Redis bridge: the origin restarted (run %s, from version %d)",
                         header.run, header.version)
-        self._sink(snapshot, body)
+        self._sink(snapshot)
         now = time.time()
         self.last_lag = max(0.0, now - header.published_at)
         self._lags.append(self.last_lag)

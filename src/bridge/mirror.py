@@ -1,8 +1,8 @@
 """`MirroredSnapshot`: a follower's snapshot of an origin's version, its state decoded on demand.
 
 A follower serves most requests - a plain ``GET /status`` (the origin's body,
-seeded into the API's cache), ``/health`` - from an entry's small fields
-alone.  Rebuilding the whole state (`codec.decode_frozen`, every value
+carried as `plain_status_body`, which the API serves as that version's body),
+``/health`` - from an entry's small fields alone.  Rebuilding the whole state (`codec.decode_frozen`, every value
 validated: ~2 ms for a full one) is only needed for a ``/status`` query with
 limits or ``/vitals``, so it is done by the first reader that asks, once per
 version, and never for versions nobody queried.  That keeps the follower's
@@ -28,16 +28,17 @@ __all__ = ["MirroredSnapshot"]
 
 
 class MirroredSnapshot(StateSnapshot):
-    """The origin's version `header` with its serialised state `raw`, decoded when first read."""
+    """The origin's version `header`, its plain ``/status`` `body`, its state `raw` (decoded when read)."""
 
-    __slots__ = ("_header", "_raw", "_frozen", "_error", "_lock")
+    __slots__ = ("_header", "_raw", "_frozen", "_error", "_lock", "plain_status_body")
+    plain_status_body: bytes
     _header: Header
     _raw: bytes
     _frozen: FrozenState | None
     _error: str | None
     _lock: threading.Lock
 
-    def __init__(self, header: Header, raw: bytes) -> None:  # noqa: D107 (not the dataclass's)
+    def __init__(self, header: Header, raw: bytes, body: bytes) -> None:  # not the dataclass's
         put = object.__setattr__  # frozen: the parent's fields, set once here
         put(self, "version", header.version)
         put(self, "published_at", header.published_at)
@@ -47,6 +48,7 @@ class MirroredSnapshot(StateSnapshot):
         put(self, "_frozen", None)
         put(self, "_error", None)
         put(self, "_lock", threading.Lock())
+        put(self, "plain_status_body", body)  # the origin's bytes of a plain GET /status
 
     @property  # type: ignore[override]
     def state(self) -> FrozenState:

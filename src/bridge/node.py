@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from src.api.cache import StatusCache
-from src.api.routes import DEFAULT_STATUS_KEY, LifeApi
+from src.api.routes import LifeApi
 from src.api.server import start_api_server
 from src.environment.event_queue import EventQueue
 from src.state.snapshot_manager import StateSnapshot, StateSnapshotManager
@@ -141,15 +141,14 @@ class OriginBridge:
 
 
 def _republisher(manager: StateSnapshotManager,
-                 api: LifeApi) -> Callable[[StateSnapshot, bytes], None]:
-    """The follower's local publication: the origin's body into the cache, then the snapshot."""
+                 api: LifeApi) -> Callable[[StateSnapshot], None]:
+    """The follower's local publication: the snapshot into the manager the API reads."""
     runs: list[str | None] = [None]
 
-    def republish(snapshot: StateSnapshot, body: bytes) -> None:
+    def republish(snapshot: StateSnapshot) -> None:
         if snapshot.origin != runs[0]:  # a new origin run numbers its versions from 1 again
             api.status_cache = StatusCache()
             runs[0] = snapshot.origin
-        api.status_cache.seed(snapshot.version, DEFAULT_STATUS_KEY, body)
         manager.publish_mirrored(snapshot)
     return republish
 

@@ -328,7 +328,7 @@ def test_a_mirrored_snapshot_decodes_its_state_once_and_only_when_read():
     from src.bridge.mirror import MirroredSnapshot
     from src.state.status import STATUS_LIMIT_KEYS
     snapshot, fields = _entry()
-    mirror = MirroredSnapshot(decode_header(fields), fields[b"state"])
+    mirror = MirroredSnapshot(decode_header(fields), fields[b"state"], b"{}")
     assert (mirror.version, mirror.tick, mirror.published_at, mirror.origin) == \
         (snapshot.version, snapshot.tick, snapshot.published_at, "run1")
     assert not mirror.decoded
@@ -342,7 +342,7 @@ def test_a_corrupted_state_fails_its_readers_not_the_follower():
     from src.bridge.codec import decode_header
     from src.bridge.mirror import MirroredSnapshot
     _, fields = _entry()
-    mirror = MirroredSnapshot(decode_header(fields), fields[b"state"][:-9])
+    mirror = MirroredSnapshot(decode_header(fields), fields[b"state"][:-9], b"{}")
     for _ in range(2):
         with pytest.raises(ValueError, match="malformed version entry"):
             mirror.state

@@ -36,13 +36,15 @@ elif sanitize == "address":
 here = os.path.dirname(os.path.abspath(__file__))
 common = dict(
     include_dirs=[os.path.join(here, "csnapshot")],
-    depends=["csnapshot/csnap_seqlock.h", "csnapshot/csnap_pycell.h", "csnapshot/_seqlock.pxd", "csnapshot/_vitals.pxd"],
+    depends=["csnapshot/csnap_seqlock.h", "csnapshot/csnap_pycell.h", "csnapshot/_seqlock.pxd", "csnapshot/_vitals.pxd",
+             "csnapshot/_shared.pxd"],
     extra_compile_args=compile_args,
     extra_link_args=link_args,
 )
 extensions = [
     Extension("csnapshot._vitals", ["csnapshot/_vitals.pyx"], **common),
     Extension("csnapshot._harness", ["csnapshot/_harness.pyx"], **common),
+    Extension("csnapshot._shared", ["csnapshot/_shared.pyx"], **common),
 ]
 
 setup(

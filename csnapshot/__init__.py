@@ -19,6 +19,7 @@ import warnings as _warnings
 from typing import TYPE_CHECKING, Any
 
 from ._schema import Field, StalledWriterError
+from ._segment import NotWriterError, SegmentBusyError, SegmentError, segment_path
 from ._pyvitals import Vitals as PyVitals
 from .cow import (CowDict, FrozenDict, LogView, PublishCell, SnapshotLog, freeze_value,
                   json_default)
@@ -43,8 +44,22 @@ def _fallback_reason(exc: ImportError) -> str:
     return (f"csnapshot: the compiled extension in {here} could not be imported ({exc}); "
             "using the pure-Python implementation")
 
+class _needs_native:
+    """Stands in for the shared-memory types when the extension is not built."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def _fail(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"csnapshot.{self._what} needs the compiled extension "
+                           "(`pip install -e .` builds it)")
+
+    create = open = _fail
+
+
 if TYPE_CHECKING:
     from ._vitals import Vitals as Vitals
+    from ._shared import SharedBytes as SharedBytes, SharedVitals as SharedVitals
 else:
     try:
         from . import _vitals as _native_vitals
@@ -55,12 +70,16 @@ else:
         _warnings.warn(_fallback_reason(_exc), RuntimeWarning, stacklevel=2)
         Vitals = PyVitals
         IMPLEMENTATION = "python"
+        SharedVitals = SharedBytes = _needs_native("SharedVitals/SharedBytes")
     else:
         Vitals = _native_vitals.Vitals
         IMPLEMENTATION = "native"
+        from ._shared import SharedBytes, SharedVitals
 
 __version__ = "0.1.0"
 __all__ = ["Field", "Vitals", "PyVitals", "StalledWriterError", "get_include",
+           "SharedVitals", "SharedBytes", "SegmentError", "SegmentBusyError", "NotWriterError",
+           "segment_path",
            "SnapshotLog", "LogView", "CowDict", "FrozenDict", "PublishCell", "freeze_value",
            "json_default", "IMPLEMENTATION", "__version__"]
 

@@ -611,3 +611,92 @@ def _python_writer(Vitals vitals, _Stop stop, int64_t period_ns):
         vitals.apply_delta(step)
         pace.writes += 1
     return pace.writes
+
+
+# ---- the latch record of a SharedVitals (csnapshot._shared) -------------------
+#
+# Same invariant as above (slot i holds k * (i + 1)), on the latch form: native
+# readers and writers for the cross-process stress tests and the in-process
+# ThreadSanitizer run.  A reader may live in any process that opened the
+# segment; the writer must hold the writer role.
+
+from csnapshot._shared cimport SharedVitals, shared_latch
+
+
+cdef int _check_invariant_fields(SharedVitals v) except -1:
+    if any(f.kind is not float or f.min is not None or f.max is not None for f in v.fields):
+        raise ValueError("the latch stress needs a SharedVitals whose fields are all "
+                         "unbounded floats")
+    return 0
+
+
+def latch_reader(SharedVitals v, uint64_t reads, uint64_t min_changes=0, double max_seconds=60.0):
+    """Take `reads` native copies of `v` without the GIL; returns the counts as a dict.
+
+    Goes on past `reads` until the copies showed `min_changes` new versions,
+    but never past `max_seconds` (the result then shows too few changes).
+    """
+    _check_invariant_fields(v)
+    cdef csnap_latch *l = shared_latch(v)
+    cdef uint32_t n = <uint32_t>len(v)
+    cdef uint64_t *buf = <uint64_t *>PyMem_Malloc(n * sizeof(uint64_t))
+    if buf == NULL:
+        raise MemoryError()
+    cdef reader_counts c
+    cdef csnap_read_stats stats
+    cdef uint64_t seq = 0, last_seq = 0
+    cdef double last_k = 0.0
+    cdef int64_t hard = harness_add_ns(csnap_monotonic_ns(), _ns(max_seconds, "max_seconds"))
+    memset(&c, 0, sizeof(c))
+    memset(&stats, 0, sizeof(stats))
+    with nogil:
+        while c.reads < reads or c.changes < min_changes:
+            if (c.reads & 1023) == 0 and c.reads >= reads and csnap_monotonic_ns() > hard:
+                break
+            if csnap_latch_read(l, n, buf, &seq, &stats) != CSNAP_OK:
+                c.fallbacks += 1      # overtaken every time: try again
+                continue
+            count_copy(buf, n, seq, &last_k, &last_seq, &c)
+    PyMem_Free(buf)
+    return dict(reads=c.reads, torn=c.torn, changes=c.changes, retries=stats.retries,
+                busy=stats.busy)
+
+
+def latch_writer(SharedVitals v, uint64_t writes, double write_rate=0.0):
+    """Make `writes` native writes to `v` (the writer's handle), flat out or paced.
+
+    Each write reads k back and stores (k + 1) * (i + 1) into slot i.  Returns
+    the writes made.
+    """
+    _check_invariant_fields(v)
+    if not v.is_writer:
+        raise PermissionError("latch_writer() needs the writer's handle")
+    cdef csnap_latch *l = shared_latch(v)
+    cdef uint32_t n = <uint32_t>len(v)
+    if n > 32:
+        raise ValueError("latch_writer() takes at most 32 fields")
+    cdef uint32_t idx[32]
+    cdef uint64_t bits[32]
+    cdef uint32_t i
+    cdef uint64_t done = 0
+    cdef double k
+    cdef int64_t period = _ns(1.0 / write_rate, "1 / write_rate") if write_rate > 0 else 0
+    cdef int64_t next_at
+    for i in range(n):
+        idx[i] = i
+    with nogil:
+        next_at = csnap_monotonic_ns()
+        while done < writes:
+            if period:
+                while csnap_monotonic_ns() < next_at:
+                    csnap_cpu_relax()
+                next_at += period
+            if csnap_latch_lock(l, -1) != CSNAP_OK:
+                continue
+            k = csnap_bits_f64(csnap_latch_peek_bits(l, 0)) + 1.0
+            for i in range(n):
+                bits[i] = csnap_f64_bits(k * (i + 1))
+            csnap_latch_write(l, n, idx, bits)
+            csnap_latch_unlock(l)
+            done += 1
+    return done

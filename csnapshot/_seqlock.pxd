@@ -66,7 +66,44 @@ cdef extern from "csnap_seqlock.h" nogil:
     int64_t csnap_clamp_i64(const csnap_slot_info *info, int64_t v)
     int64_t csnap_add_i64(const csnap_slot_info *info, int64_t current, int64_t delta)
 
+    # the latch form (two copies; readers never wait; may live in shared memory)
+    ctypedef struct csnap_latch:
+        uint32_t nslots
+        uint32_t stride
+        uint32_t ninfo
+    uint32_t csnap_latch_stride(uint32_t nslots)
+    size_t csnap_latch_size(uint32_t nslots, uint32_t ninfo)
+    csnap_slot_info *csnap_latch_info(csnap_latch *l)
+    void csnap_latch_init(csnap_latch *l, uint32_t nslots, uint32_t ninfo)
+    int64_t csnap_latch_writer_pid(csnap_latch *l)
+    void csnap_latch_set_writer_pid(csnap_latch *l, int64_t pid)
+    # latch readers
+    uint64_t csnap_latch_read_begin(csnap_latch *l)
+    uint64_t csnap_latch_load_bits(csnap_latch *l, uint64_t seq, uint32_t i)
+    double csnap_latch_load_f64(csnap_latch *l, uint64_t seq, uint32_t i)
+    int64_t csnap_latch_load_i64(csnap_latch *l, uint64_t seq, uint32_t i)
+    bint csnap_latch_read_retry(csnap_latch *l, uint64_t start)
+    int csnap_latch_read(csnap_latch *l, uint32_t n, uint64_t *out, uint64_t *seq_out,
+                         csnap_read_stats *stats)
+    void csnap_latch_load_bytes(csnap_latch *l, uint64_t seq, uint32_t first,
+                                unsigned char *dst, size_t len)
+    uint64_t csnap_latch_version(csnap_latch *l)
+    int csnap_latch_wait(csnap_latch *l, uint64_t seen, int64_t timeout_ns)
+    # latch writer: only the holder of the writer role, inside csnap_latch_lock()
+    int csnap_latch_lock(csnap_latch *l, int64_t timeout_ns)
+    void csnap_latch_unlock(csnap_latch *l)
+    uint64_t csnap_latch_writer_seq(csnap_latch *l)
+    uint64_t csnap_latch_peek_bits(csnap_latch *l, uint32_t i)
+    void csnap_latch_store_bits(csnap_latch *l, uint32_t c, uint32_t i, uint64_t bits)
+    void csnap_latch_store_bytes(csnap_latch *l, uint32_t c, uint32_t first,
+                                 const unsigned char *src, size_t len)
+    uint64_t csnap_latch_switch(csnap_latch *l, uint64_t seq_now)
+    void csnap_latch_notify(csnap_latch *l, uint64_t seq)
+    void csnap_latch_write(csnap_latch *l, uint32_t n, const uint32_t *idx, const uint64_t *bits)
+    uint64_t csnap_latch_recover(csnap_latch *l)
+
     # helpers
     int64_t csnap_monotonic_ns()
     void csnap_yield()
     void csnap_cpu_relax()
+    void csnap_sleep_ns(int64_t ns)

@@ -7,7 +7,7 @@
 
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
-from csnapshot._seqlock cimport csnap_record
+from csnapshot._seqlock cimport csnap_record, csnap_slot_info
 
 
 cdef class _Memo:
@@ -56,3 +56,9 @@ cdef inline csnap_record *vitals_record(Vitals v) noexcept:
     subclass whose ``__init__`` skipped ``super().__init__``): check it.
     """
     return v._rec
+
+
+# Check one value for `field` and turn it into slot bits (clamped to `info`
+# unless it is a delta): the one conversion every record type uses.
+cdef int vitals_convert(object field, const csnap_slot_info *info, object value, bint delta,
+                        uint64_t *out) except -1

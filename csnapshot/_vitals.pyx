@@ -126,6 +126,51 @@ cdef class _Scratch:
         PyMem_Free(self.bits)
 
 
+cdef int vitals_convert(object field, const csnap_slot_info *info, object value, bint delta,
+                        uint64_t *out) except -1:
+    # Check one value and turn it into slot bits (clamped, unless it is a
+    # delta: deltas are added to the current value inside the section).
+    # Exact floats and ints take the fast paths; anything else, and every
+    # error, goes through the shared Python rules in _schema.coerce so
+    # both implementations accept and reject exactly the same values.
+    cdef double d
+    cdef long long ll
+    cdef int overflow = 0
+    if type(value) is not float and type(value) is not int:
+        value = coerce(field, value, delta=delta)
+    if info.kind == CSNAP_F64:
+        if type(value) is float:
+            d = PyFloat_AS_DOUBLE(value)
+            if not isfinite(d):
+                coerce(field, value, delta=delta)  # raises
+        else:
+            try:
+                d = PyLong_AsDouble(value)
+            except OverflowError:
+                coerce(field, value, delta=delta)  # raises
+                raise
+        out[0] = csnap_f64_bits(d if delta else csnap_clamp_f64(info, d))
+        return 0
+    if type(value) is float:
+        d = PyFloat_AS_DOUBLE(value)
+        if not isfinite(d) or d != floor(d):
+            coerce(field, value, delta=delta)  # raises
+        if d >= 9223372036854775808.0:
+            ll = INT64_MAX
+        elif d < -9223372036854775808.0:
+            ll = INT64_MIN
+        else:
+            ll = <long long>d
+    else:
+        ll = PyLong_AsLongLongAndOverflow(value, &overflow)
+        if overflow > 0:
+            ll = INT64_MAX
+        elif overflow < 0:
+            ll = INT64_MIN
+    out[0] = csnap_i64_bits(ll if delta else csnap_clamp_i64(info, ll))
+    return 0
+
+
 @cython.auto_pickle(False)
 cdef class Vitals:
     """A record of named numeric fields: consistent reads, all-or-nothing writes.
@@ -476,48 +521,7 @@ cdef class Vitals:
         return w
 
     cdef int _convert(self, uint32_t i, object value, bint delta, uint64_t *out) except -1:
-        # Check one value and turn it into slot bits (clamped, unless it is a
-        # delta: deltas are added to the current value inside the section).
-        # Exact floats and ints take the fast paths; anything else, and every
-        # error, goes through the shared Python rules in _schema.coerce so
-        # both implementations accept and reject exactly the same values.
-        cdef csnap_slot_info *info = &csnap_info(self._rec)[i]
-        cdef double d
-        cdef long long ll
-        cdef int overflow = 0
-        if type(value) is not float and type(value) is not int:
-            value = coerce(self._fields[i], value, delta=delta)
-        if info.kind == CSNAP_F64:
-            if type(value) is float:
-                d = PyFloat_AS_DOUBLE(value)
-                if not isfinite(d):
-                    coerce(self._fields[i], value, delta=delta)  # raises
-            else:
-                try:
-                    d = PyLong_AsDouble(value)
-                except OverflowError:
-                    coerce(self._fields[i], value, delta=delta)  # raises
-                    raise
-            out[0] = csnap_f64_bits(d if delta else csnap_clamp_f64(info, d))
-            return 0
-        if type(value) is float:
-            d = PyFloat_AS_DOUBLE(value)
-            if not isfinite(d) or d != floor(d):
-                coerce(self._fields[i], value, delta=delta)  # raises
-            if d >= 9223372036854775808.0:
-                ll = INT64_MAX
-            elif d < -9223372036854775808.0:
-                ll = INT64_MIN
-            else:
-                ll = <long long>d
-        else:
-            ll = PyLong_AsLongLongAndOverflow(value, &overflow)
-            if overflow > 0:
-                ll = INT64_MAX
-            elif overflow < 0:
-                ll = INT64_MIN
-        out[0] = csnap_i64_bits(ll if delta else csnap_clamp_i64(info, ll))
-        return 0
+        return vitals_convert(self._fields[i], &csnap_info(self._rec)[i], value, delta, out)
 
     cdef int _commit(self, Py_ssize_t n, uint32_t *idx, uint64_t *bits, bint delta) except -1:
         # The write section: only atomic stores and arithmetic that cannot fail.

@@ -51,7 +51,8 @@ export CSNAPSHOT_STRESS_MIN_READS=${CSNAPSHOT_STRESS_MIN_READS:-10000}
 echo "== running the stress tests under $kind sanitizer (LD_PRELOAD=$preload)" >&2
 status=0
 ( cd "$tree" && LD_PRELOAD="$preload" "$venv/bin/pytest" -p no:cacheprovider -q -s \
-    tests/lib/test_stress.py tests/lib/test_harness_sync.py tests/lib/test_native.py tests/lib/test_vitals_contract.py "$@" ) || status=$?
+    tests/lib/test_stress.py tests/lib/test_harness_sync.py tests/lib/test_native.py tests/lib/test_vitals_contract.py \
+    tests/lib/test_shared_stress.py "$@" ) || status=$?
 if ls "$log".* >/dev/null 2>&1; then
   echo "== $kind sanitizer reports:" >&2
   cat "$log".* >&2

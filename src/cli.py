@@ -27,13 +27,15 @@ from src.api.routes import check_api_token
 from src.api.server import HOST, PORT, start_api_server
 from src.bridge.connection import BridgeError
 from src.bridge.node import (LateHealth, OriginBridge, add_arguments, check_redis,
-                             run_follower)
+                             plain_status_body, run_follower)
 from src.environment.event_queue import EventQueue
 from src.environment.generator import EventGenerator
 from src.runtime.loop import LoopConfig, run_loop
 from src.state.data_dir import DataDirError, open_data_dir
 from src.state.persistence import (MAX_SNAPSHOT_BYTES_DEFAULT, FinalSaveError,
                                    SnapshotPersistence, load_latest)
+from src.publication import SHM_NAME_ENV, PublicationBusy
+from src.serving import SharedServing, default_shm_name
 from src.state.snapshot_manager import StateSnapshotManager
 
 __all__ = ["main", "build_parser", "TOKEN_ENV"]
@@ -74,6 +76,8 @@ _positive_float = _argument(float, lambda x: math.isfinite(x) and x >= 0, "a num
 _seconds = _argument(float, lambda x: math.isfinite(x) and x > 0, "a number",
                      "expected a finite number of seconds > 0")
 _positive_int = _argument(int, lambda n: n >= 1, "an integer", "expected an integer >= 1")
+_workers = _argument(int, lambda n: 0 <= n <= 64, "an integer",
+                     "expected 0 to 64 worker processes")
 _port = _argument(int, lambda n: 0 <= n <= 65535, "a port number",
                   "a port is 0-65535 (0 = any free port)")
 
@@ -129,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "its body, however slowly the bytes come (default 10; then 408)")
     p.add_argument("--keepalive-timeout", type=_seconds, default=5.0,
                    help="seconds an idle keep-alive connection is kept (default 5)")
+    p.add_argument("--workers", type=_workers, default=None, metavar="N",
+                   help="serve the API from N worker processes on one port (SO_REUSEPORT), "
+                        "reading the state from shared memory; 0 = loop only: publish to "
+                        f"shared memory and serve nothing (for `uvicorn src.asgi:app` with "
+                        f"${SHM_NAME_ENV}); default: one process serves everything")
+    p.add_argument("--shm-name", default=None, metavar="NAME",
+                   help="shared-memory instance name with --workers (default: "
+                        "life-<hash of the data folder>)")
     p.add_argument("--log-level", default="INFO", type=str.upper,
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="default INFO (any case)")
@@ -167,7 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         allowed_hosts = None
     if args.follow is not None:  # a follower: no state, no loop, no data folder
-        return run_follower(args, token, allowed_hosts)
+        def start_shared(manager: StateSnapshotManager, sink: Any) -> SharedServing:
+            name = args.shm_name or f"life-follow-{args.redis_prefix}-{args.port}"
+            return _start_shared(args, manager, sink, token, allowed_hosts, 5.0, name)
+        return run_follower(args, token, allowed_hosts,
+                            None if args.workers is None else start_shared)
     keys = None
     if args.redis is not None:
         try:
@@ -212,21 +228,30 @@ def main(argv: list[str] | None = None) -> int:
             stop.set()
 
     loop_thread = threading.Thread(target=loop_body, name="life-loop")
+    stall_after = max(5.0, 5 * args.tick_interval)
+    shared: SharedServing | None = None
     late_health = None if keys is None else LateHealth("origin")  # the bridge needs the server
     try:
-        server = start_api_server(manager, args.host, args.port, queue, vitals=state.vitals,
-                                  api_token=token,
-                                  protect_get=args.protect_get,
-                                  max_connections=args.max_connections,
-                                  read_timeout=args.read_timeout,
-                                  request_timeout=args.request_timeout,
-                                  keepalive_timeout=args.keepalive_timeout,
-                                  stall_after=max(5.0, 5 * args.tick_interval),
-                                  loop_thread=loop_thread,
-                                  persistence_health=persistence.health,
-                                  bridge_health=late_health,
-                                  allowed_hosts=allowed_hosts)
-    except OSError as exc:
+        if args.workers is not None:
+            shared = _start_shared(args, manager, queue, token, allowed_hosts, stall_after,
+                                   args.shm_name or default_shm_name(data_dir))
+            url = (f"{shared.url} ({args.workers} worker processes)" if args.workers else
+                   "nothing here: --workers 0 (serve src.asgi:app with uvicorn or granian)")
+        else:
+            server = start_api_server(manager, args.host, args.port, queue, vitals=state.vitals,
+                                      api_token=token,
+                                      protect_get=args.protect_get,
+                                      max_connections=args.max_connections,
+                                      read_timeout=args.read_timeout,
+                                      request_timeout=args.request_timeout,
+                                      keepalive_timeout=args.keepalive_timeout,
+                                      stall_after=stall_after,
+                                      loop_thread=loop_thread,
+                                      persistence_health=persistence.health,
+                                      bridge_health=late_health,
+                                      allowed_hosts=allowed_hosts)
+            url = server.url
+    except (OSError, PublicationBusy) as exc:
         log.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
         persistence.close(FLUSH_TIMEOUT)
         data_lock.close()
@@ -246,12 +271,15 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(sig, lambda signum, frame: signals.append(signum))
     bridge = None
     if keys is not None and late_health is not None:
-        bridge = OriginBridge(args.redis, keys, manager, server.api, state.caps, queue,
+        # The run tag is what this origin's readers put in their ETags.
+        run, body = ((f"{shared.writer.run_id:08x}", plain_status_body) if shared is not None
+                     else (server.api.etag_prefix, server.api.default_status_body))
+        bridge = OriginBridge(args.redis, keys, manager, run, body, state.caps, queue,
                               args.redis_retention, args.redis_max_rate).start()
-        late_health.attach(bridge.health)
+        late_health.attach(bridge.health)  # /health of the one-process server (workers: logs)
     loop_thread.start()
     log.info("Life API listening on %s (tick %.3g s, snapshots every %d ticks in %s%s)",
-             server.url, args.tick_interval, args.snapshot_period, data_dir / "snapshots",
+             url, args.tick_interval, args.snapshot_period, data_dir / "snapshots",
              ", POST needs a token" if token else "")
     try:
         while not signals and not stop.is_set():  # the loop sets `stop` if it dies
@@ -263,9 +291,14 @@ def main(argv: list[str] | None = None) -> int:
             signal.set_wakeup_fd(-1)
         os.close(wake_r)
         os.close(wake_w)
+        if shared is not None:
+            shared.stop_workers()  # the workers first: then the loop, then the final snapshot
         stop.set()
         loop_thread.join()
-        server.shutdown()
+        if shared is not None:
+            shared.close()
+        else:
+            server.shutdown()
         if bridge is not None:
             bridge.close()
     try:
@@ -281,3 +314,23 @@ def main(argv: list[str] | None = None) -> int:
         log.info("stopped at tick %d after %d ticks (%d with errors); last snapshot on disk: %s",
                  summary.last_tick, summary.ticks, summary.errors, final_path or "none")
     return 1 if "error" in outcome else 0
+
+
+def _start_shared(args: argparse.Namespace, manager: StateSnapshotManager, queue: EventQueue,
+                  token: str | None, allowed_hosts: list[str] | None, stall_after: float,
+                  name: str) -> SharedServing:
+    """The publication, event channel and (N >= 1) worker pool of ``--workers N``."""
+    options = ["--max-connections", str(args.max_connections),
+               "--read-timeout", str(args.read_timeout),
+               "--request-timeout", str(args.request_timeout),
+               "--keepalive-timeout", str(args.keepalive_timeout),
+               "--stall-after", str(stall_after), "--log-level", args.log_level]
+    if allowed_hosts is not None:
+        options += ["--allowed-hosts", ",".join(allowed_hosts)]
+    if args.protect_get:
+        options.append("--protect-get")
+    shared = SharedServing(name, manager, queue, workers=args.workers, host=args.host,
+                           port=args.port, worker_options=options, token=token)
+    log.info("shared memory: %s=%s (segments /dev/shm/%s-*, %d worker process(es))",
+             SHM_NAME_ENV, name, name, args.workers)
+    return shared.start()

@@ -222,7 +222,6 @@ class LifeApi:
 
     def post_event(self, data: bytes) -> Response:
         """Queue the event in the JSON body ``{type, intensity?, timestamp?, metadata?}``."""
-        queue = self.event_queue
         if json_text_depth(data) > MAX_JSON_DEPTH:
             raise BadRequest(HTTPStatus.BAD_REQUEST,
                              f"the body nests deeper than {MAX_JSON_DEPTH} levels")
@@ -252,6 +251,11 @@ class LifeApi:
                           metadata=metadata)
         except (TypeError, ValueError) as exc:
             raise BadRequest(HTTPStatus.BAD_REQUEST, f"invalid event: {exc}") from None
+        return self.enqueue(event)
+
+    def enqueue(self, event: Event) -> Response:
+        """Put a validated event where the loop takes it: 202, or 503 when full."""
+        queue = self.event_queue
         if queue is None:
             raise BadRequest(HTTPStatus.SERVICE_UNAVAILABLE, "no event queue is configured")
         try:

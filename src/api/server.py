@@ -54,9 +54,14 @@ class LifeServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], snapshot_manager: StateSnapshotManager, *,
                  max_connections: int = 64, read_timeout: float = 10.0,
                  request_timeout: float = 10.0, keepalive_timeout: float = 5.0,
+                 api: LifeApi | None = None, reuse_port: bool = False,
                  **api_options: Any) -> None:
         # The request logic first: its argument errors come before a socket is bound.
-        self.api = LifeApi(snapshot_manager, **api_options)
+        # `api`: a ready `LifeApi` (a worker's `SharedLifeApi`) instead of one built here.
+        self.api = LifeApi(snapshot_manager, **api_options) if api is None else api
+        # SO_REUSEPORT: several worker processes listen on one port (the kernel
+        # spreads the new connections across them).
+        self.allow_reuse_port = reuse_port
         positive_int("max_connections", max_connections)
         if not is_number(read_timeout) or not read_timeout > 0:
             raise ValueError(f"read_timeout must be a positive number of seconds, "

@@ -23,17 +23,20 @@ from collections.abc import Callable
 from typing import Any
 
 from src.api.cache import StatusCache
+from src.api.errors import json_bytes
 from src.api.routes import LifeApi
 from src.api.server import start_api_server
-from src.environment.event_queue import EventQueue
+from src.environment.event_queue import EventQueue, EventSinkUnavailable
 from src.state.snapshot_manager import StateSnapshot, StateSnapshotManager
+from src.state.status import status_view
 
 from .connection import DEFAULT_PREFIX, BridgeError, Keys, check_connection, connect, mask_url
 from .events import DEFAULT_EVENTS_MAX, RedisEventDrain, RedisEventSink
 from .follower import RedisFollower
 from .publisher import DEFAULT_MAX_RATE, DEFAULT_RETENTION, HEARTBEAT_TTL, RedisPublisher
 
-__all__ = ["add_arguments", "check_redis", "OriginBridge", "LateHealth", "run_follower"]
+__all__ = ["add_arguments", "check_redis", "OriginBridge", "LateHealth", "run_follower",
+           "plain_status_body"]
 
 log = logging.getLogger("src.bridge")
 
@@ -94,6 +97,11 @@ def check_redis(url: str, prefix: str, *, origin: bool) -> Keys:
     return keys
 
 
+def plain_status_body(snapshot: StateSnapshot) -> bytes:
+    """The plain ``GET /status`` body of `snapshot` (where no `LifeApi` builds it: --workers)."""
+    return json_bytes(status_view(snapshot.state, True, {}))
+
+
 class LateHealth:
     """``/health``'s ``redis`` block before the bridge exists (it needs the running server).
 
@@ -117,11 +125,10 @@ class LateHealth:
 class OriginBridge:
     """An origin's publisher and event drain (see `src.bridge.publisher`, `.events`)."""
 
-    def __init__(self, url: str, keys: Keys, manager: StateSnapshotManager, api: LifeApi,
-                 caps: dict[str, int], queue: EventQueue, retention: int,
-                 max_rate: int) -> None:
-        self.publisher = RedisPublisher(manager, url, keys, run=api.etag_prefix,
-                                        body=api.default_status_body, caps=caps,
+    def __init__(self, url: str, keys: Keys, manager: StateSnapshotManager, run: str,
+                 body: Callable[[StateSnapshot], bytes], caps: dict[str, int],
+                 queue: EventQueue, retention: int, max_rate: int) -> None:
+        self.publisher = RedisPublisher(manager, url, keys, run=run, body=body, caps=caps,
                                         retention=retention, max_rate=max_rate)
         self.drain = RedisEventDrain(url, keys, queue)
 
@@ -153,9 +160,35 @@ def _republisher(manager: StateSnapshotManager,
     return republish
 
 
+class _ChannelSink:
+    """The sink as the workers' event channel sees a queue: never raises, counts refusals."""
+
+    def __init__(self, sink: RedisEventSink) -> None:
+        self._sink = sink
+        self.maxsize = sink.maxsize
+
+    def push(self, event: Any) -> bool:
+        try:
+            return self._sink.push(event)
+        except EventSinkUnavailable:
+            return False  # counted in `dropped`, logged by the sink (rate-limited)
+
+    def __len__(self) -> int:
+        return len(self._sink)
+
+    @property
+    def dropped(self) -> int:
+        return self._sink.dropped
+
+
 def run_follower(args: argparse.Namespace, token: str | None,
-                 allowed_hosts: list[str] | None) -> int:
-    """Run a follower node until SIGINT/SIGTERM; the exit status."""
+                 allowed_hosts: list[str] | None,
+                 start_shared: Callable[[StateSnapshotManager, Any], Any] | None = None) -> int:
+    """Run a follower node until SIGINT/SIGTERM; the exit status.
+
+    `start_shared(manager, queue)`: with ``--workers``, the shared-memory
+    publication and worker pool over the follower's manager (`src.serving`).
+    """
     url = args.follow
     try:
         keys = check_redis(url, args.redis_prefix, origin=False)
@@ -164,6 +197,8 @@ def run_follower(args: argparse.Namespace, token: str | None,
         log.error("%s", exc)
         return 2
     manager = StateSnapshotManager()
+    if start_shared is not None:
+        return _follow_with_workers(args, url, keys, manager, sink, start_shared)
     try:
         server = start_api_server(manager, args.host, args.port, sink,  # type: ignore[arg-type]
                                   api_token=token, protect_get=args.protect_get,
@@ -179,17 +214,52 @@ def run_follower(args: argparse.Namespace, token: str | None,
         return 2
     follower = RedisFollower(url, keys, _republisher(manager, server.api))
     health.attach(follower.health)
+    follower.start()
+    log.info("Life follower listening on %s, following %s (prefix %r)", server.url,
+             mask_url(url), keys.prefix)
+    try:
+        _wait_for_signal()
+    finally:
+        server.shutdown()
+        follower.close()
+        sink.close()
+    return 0
+
+
+def _follow_with_workers(args: argparse.Namespace, url: str, keys: Keys,
+                         manager: StateSnapshotManager, sink: RedisEventSink,
+                         start_shared: Callable[[StateSnapshotManager, Any], Any]) -> int:
+    """A follower whose workers serve from shared memory what it republishes there."""
+    try:
+        shared = start_shared(manager, _ChannelSink(sink))
+    except (OSError, RuntimeError) as exc:  # RuntimeError: PublicationBusy
+        log.error("cannot serve on %s:%s: %s", args.host, args.port, exc)
+        sink.close()
+        return 2
+    follower = RedisFollower(url, keys, manager.publish_mirrored)
+    follower.start()
+    log.info("Life follower: %d worker processes on %s, following %s (prefix %r)",
+             args.workers, shared.url, mask_url(url), keys.prefix)
+    try:
+        _wait_for_signal()
+    finally:
+        shared.stop_workers()
+        follower.close()
+        shared.close()
+        sink.close()
+    return 0
+
+
+def _wait_for_signal() -> None:
+    """Until SIGINT/SIGTERM (the handler only records it; see src.cli)."""
     signals: list[int] = []
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     on_main_thread = threading.current_thread() is threading.main_thread()
-    if on_main_thread:  # the handler only records the signal (see src.cli)
+    if on_main_thread:
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda signum, frame: signals.append(signum))
-    follower.start()
-    log.info("Life follower listening on %s, following %s (prefix %r)", server.url,
-             mask_url(url), keys.prefix)
     try:
         while not signals:
             select.select([wake_r], [], [], 0.5)
@@ -199,7 +269,3 @@ def run_follower(args: argparse.Namespace, token: str | None,
             signal.set_wakeup_fd(-1)
         os.close(wake_r)
         os.close(wake_w)
-        server.shutdown()
-        follower.close()
-        sink.close()
-    return 0

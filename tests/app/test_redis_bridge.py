@@ -144,6 +144,23 @@ def test_the_follower_serves_the_origins_body_and_etag(tmp_path, redis_server, n
     assert oh["redis"]["connected"] is True and oh["redis"]["last_version_mirrored"] >= 1
 
 
+@pytest.mark.slow
+def test_origin_and_follower_with_two_workers_each(tmp_path, redis_server, nodes):
+    o = origin(tmp_path, nodes, redis_server.url, "--workers", "2")
+    f = follower(tmp_path, nodes, redis_server.url, "--workers", "2")
+    until(same_as_origin(o, f), 10, "the follower's workers serve the origin's ETag and body")
+    until(same_as_origin(o, f, "/status?memory_limit=5&events_limit=10"), 10,
+          "the same body for a query with limits")
+    status, _, body = request(f.port, "/event", {"type": "sound", "intensity": 0.9})
+    assert status == 202, body
+    until(lambda: b'"sound"' in o.get("/status?events_limit=10")[2], 10,
+          "the origin's state holds the event POSTed on a follower worker")
+    until(lambda: b'"sound"' in f.get("/status?events_limit=10")[2], 10,
+          "the follower's workers serve it")
+    for node in (f, o):
+        assert node.stop() == 0, node.log.read_text()[-2000:]
+
+
 def test_an_event_posted_on_the_follower_reaches_the_origin_then_the_follower(
         tmp_path, redis_server, nodes):
     o = origin(tmp_path, nodes, redis_server.url)

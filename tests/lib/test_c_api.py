@@ -19,9 +19,9 @@ def doc_files():
     files = {}
     for block in blocks:
         first, _, rest = block.partition("\n")
-        m = re.fullmatch(r"# file: (\S+)", first)
+        m = re.fullmatch(r"# file: (\S+)( \(continued\))?", first)
         if m:
-            files[m.group(1)] = rest
+            files[m.group(1)] = files.get(m.group(1), "") + rest if m.group(2) else rest
     return files
 
 
@@ -47,3 +47,12 @@ print(vitals_sum.consistent_sum(v, 1000), v.version)
     assert run.stdout.split() == ["11.5", "1"]
     # The documented output is what the example prints.
     assert "11.5 1" in DOC.read_text()
+    # The reader in another process (the second console example, as documented).
+    demo = re.search(r'\$ python -c "\n(import csnapshot, subprocess.*?)"\n3\.75', DOC.read_text(),
+                     re.S)
+    assert demo, "the cross-process example is missing from docs/c-api.md"
+    code = demo.group(1).replace("demo-vitals", f"csnaptest-capi-{os.getpid()}")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["3.75"]

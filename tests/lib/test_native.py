@@ -37,7 +37,7 @@ def test_fallback_to_python_twin_warns(tmp_path):
     pkg = tmp_path / "csnapshot"
     pkg.mkdir()
     src = os.path.dirname(csnapshot.__file__)
-    for name in ("__init__.py", "_schema.py", "_pyvitals.py", "cow.py"):
+    for name in ("__init__.py", "_schema.py", "_segment.py", "_pyvitals.py", "cow.py"):
         shutil.copy(os.path.join(src, name), pkg / name)
     code = ("import warnings, csnapshot; "
             "print(csnapshot.IMPLEMENTATION, csnapshot.Vitals is csnapshot.PyVitals)")

@@ -1,4 +1,8 @@
-"""The Vitals contract, held against both implementations (native and pure Python)."""
+"""The Vitals contract, held against the native and pure-Python `Vitals` and `SharedVitals`.
+
+`SharedVitals` runs wherever the API overlaps: a test it cannot take (copying,
+pickling and the repr of an in-process record) is listed in SHARED_SKIPS.
+"""
 
 import copy
 import math
@@ -9,6 +13,31 @@ from fractions import Fraction
 import pytest
 
 from csnapshot import Field, StalledWriterError
+
+import csnapshot
+
+IMPLEMENTATIONS = {"native": csnapshot._native_vitals.Vitals if csnapshot._native_vitals else None,
+                   "python": csnapshot.PyVitals}
+
+SHARED_SKIPS = {
+    "test_copy_and_pickle_make_independent_records":
+        "a segment handle is not copied or pickled: open the segment by name instead",
+    "test_repr_shows_values": "a SharedVitals repr also names its file and role",
+}
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS) + ["shared"])
+def Vitals(request):
+    """The type under test: native Vitals, its pure-Python twin, SharedVitals (a writer's handle)."""
+    if request.param == "shared":
+        reason = SHARED_SKIPS.get(request.node.originalname)
+        if reason:
+            pytest.skip(reason)
+        return request.getfixturevalue("SharedVitalsType")
+    cls = IMPLEMENTATIONS[request.param]
+    if cls is None:
+        pytest.fail("the compiled extension is not importable")
+    return cls
 
 
 def schema():

@@ -23,3 +23,16 @@ w(3.0)
 assert_type(csnapshot.get_include(), str)
 assert_type(stress(readers=1, seconds=0.1), StressResult)
 assert_type(csnapshot.PyVitals([Field("a")]).read_tuple(), tuple[Any, ...])
+
+
+def shared_memory() -> None:
+    from csnapshot import SharedBytes, SharedVitals
+
+    v = SharedVitals.create("typing-example", [Field("a")])
+    values: tuple[float | int, ...] = v.read_tuple()
+    alive: bool = SharedVitals.open("typing-example").writer_alive
+    newer: bool = v.wait_newer(v.version, 0.1)
+    b = SharedBytes.create("typing-example-b", 1024)
+    version: int = b.publish(b"x")
+    got: tuple[int, bytes] = b.read()
+    print(values, alive, newer, version, got)

@@ -31,7 +31,7 @@ REGISTRY: dict[int, tuple[str, str]] = {
     5: ("end_to_end", "over HTTP: loop ticks/s and requests/s against clients"),
     6: ("loop", "the runtime loop flat out: ticks/s, tick latency, persistence"),
     7: ("soak", "16 clients, good and hostile requests: server memory and losses"),
-    8: ("redis_bridge", "Redis bridge: versions mirrored/s, follower lag and req/s"),
+    10: ("redis_bridge", "Redis bridge: versions mirrored/s, follower lag and req/s"),
 }
 """Scenario number -> (module name in this package, one-line description)."""
 

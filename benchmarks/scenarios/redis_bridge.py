@@ -1,4 +1,4 @@
-"""Scenario 8: the Redis bridge - versions mirrored/s, publish -> follower lag, follower req/s.
+"""Scenario 10: the Redis bridge - versions mirrored/s, publish -> follower lag, follower req/s.
 
 A real ``redis-server`` on a free loopback port (no persistence) and the real
 command in separate processes, as an operator runs them:
@@ -39,7 +39,7 @@ from .. import app
 from .. import formatting as F
 from ..charts import Chart
 
-ID = 8
+ID = 10
 NAME = "redis_bridge"
 TITLE = "Redis bridge: versions mirrored/s, publish -> follower lag, follower /status req/s"
 
@@ -156,7 +156,7 @@ def _rps(port: int, seconds: float) -> dict[str, Any]:
 def run(ctx) -> dict[str, Any]:
     missing = _missing()
     if missing:
-        ctx.log.warning("  scenario 8 skipped: %s", missing)
+        ctx.log.warning("  scenario 10 skipped: %s", missing)
         return {"skipped": missing}
     window = _plan(ctx.quick)
     procs = _Procs()

@@ -38,7 +38,7 @@ EVENTS_PER_TICK = 0.67
 
 
 def server_command(port: int, data_dir: str, *options: str) -> list[str]:
-    """The operator's command line (scenario 7 runs the real thing in its own process)."""
+    """The operator's command line (scenario 9 runs the real thing in its own process)."""
     return [sys.executable, "-m", "src.main_server_api", "--port", str(port),
             "--data-dir", data_dir, *options]
 
@@ -209,3 +209,38 @@ class RunningDesign:
         if self.loop is not None:
             self.loop.join(10)
         self.server.shutdown()
+
+
+# ---- serving from several processes (scenario 8) -----------------------------------
+
+SHM_NAME_ENV = "LIFE_SHM_NAME"  # the variable `src.asgi:app` reads (src.publication)
+
+
+def asgi_command(server: str, port: int, workers: int = 2) -> list[str]:
+    """uvicorn or granian serving `src.asgi:app` with `workers` processes."""
+    if server == "uvicorn":
+        return [sys.executable, "-m", "uvicorn", "--workers", str(workers), "--port", str(port),
+                "--log-level", "warning", "src.asgi:app"]
+    return [sys.executable, "-m", "granian", "--interface", "asgi", "--workers", str(workers),
+            "--port", str(port), "--log-level", "warning", "src.asgi:app"]
+
+
+def fixed_bytes_command(port: int) -> list[str]:
+    """One process of the fixed-bytes ceiling on `port` (SO_REUSEPORT: start several)."""
+    return [sys.executable, "-c", "import sys; from benchmarks.app import serve_fixed_bytes; "
+            "serve_fixed_bytes(int(sys.argv[1]))", str(port)]
+
+
+def serve_fixed_bytes(port: int) -> None:
+    """Serve a constant `/status`-sized body on `port` with SO_REUSEPORT until SIGTERM."""
+    import signal
+    manager = snapshot_manager(SelfState())
+    server = LifeServer(("127.0.0.1", port), manager, max_connections=64, reuse_port=True)
+    server.RequestHandlerClass = _FixedBytesHandler
+    server.fixed_body = json.dumps(manager.status_dict()).encode()  # type: ignore[attr-defined]
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server.start()
+    while not stop.wait(0.5):
+        pass
+    server.shutdown()

@@ -836,10 +836,17 @@ cdef class SharedBytes(_SharedBase):
     @property
     def version(self):
         """The version of the body readers get now (0 before the first publish)."""
-        return self._read_memo().version
+        return self._current_version()
 
     cdef object _current_version(self):
-        return self._read_memo().version
+        # The version slot alone, consistently: no copy of the body.
+        cdef csnap_latch *l = self._latch
+        cdef uint64_t s, ver
+        while True:
+            s = csnap_latch_read_begin(l)
+            ver = csnap_latch_load_bits(l, s, BYTES_VERSION)
+            if not csnap_latch_read_retry(l, s):
+                return ver
 
     def publish(self, data, version=None):
         """Publish `data` (bytes-like) as the next version, or as `version` (> the current).

@@ -743,9 +743,11 @@ static inline int csnap_latch_wait(csnap_latch *l, uint64_t seen, int64_t timeou
     int changed = 0;
     atomic_fetch_add_explicit(&l->waiters, 1, memory_order_seq_cst);
     for (;;) {
-        if (csnap_latch_version(l) != seen) { changed = 1; break; }
+        /* The word first, then the counter: a word stored by notify() makes the
+         * counter stored before it visible (its release, this acquire), so
+         * sleeping on a word we loaded can never miss the write it announced. */
         uint32_t w = atomic_load_explicit(&l->wake, memory_order_seq_cst);
-        if (w != (uint32_t)seen) { changed = csnap_latch_version(l) != seen; if (changed) break; }
+        if (csnap_latch_version(l) != seen) { changed = 1; break; }
         now = csnap_monotonic_ns();
         if (now >= deadline) break;
         int64_t left = deadline - now;

@@ -219,7 +219,7 @@ class PublicationReader:
 
     def state(self) -> PublishedState:
         values = self._vitals.read_tuple()
-        return PublishedState(VitalValues._make(values[:_N_VITALS]), *values[_N_VITALS:])
+        return PublishedState(VitalValues._make(values[:_N_VITALS]), *values[_N_VITALS:])  # type: ignore[arg-type]
 
     def status_body(self) -> tuple[int, bytes]:
         """``(version, body)`` of the default ``/status`` query."""

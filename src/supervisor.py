@@ -33,8 +33,17 @@ def reserve_port(host: str, port: int) -> "object":
 
     It holds the port for the workers (which bind it too) and is never accepted on.
     """
+    import errno
     import socket
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if port:  # SO_REUSEPORT would let us join another server's port silently: refuse
+        probe = socket.socket(family, socket.SOCK_STREAM)
+        probe.settimeout(1.0)
+        try:
+            if probe.connect_ex((host.strip("[]"), port)) == 0:
+                raise OSError(errno.EADDRINUSE, "another server already listens on this port")
+        finally:
+            probe.close()
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

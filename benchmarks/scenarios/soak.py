@@ -1,4 +1,4 @@
-"""Scenario 7: the soak - 16 clients against the real command, good and hostile.
+"""Scenario 9: the soak - 16 clients against the real command, good and hostile.
 
 `python -m src.main_server_api` runs in its own process (the loop at 1 ms ticks,
 snapshots saved, the default event generator), exactly as an operator starts
@@ -33,7 +33,7 @@ from .. import app
 from .. import formatting as F
 from ..charts import Chart
 
-ID = 7
+ID = 9
 NAME = "soak"
 TITLE = "soak: 16 clients, good and hostile requests, server memory and losses"
 

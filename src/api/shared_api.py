@@ -73,7 +73,8 @@ class SharedLifeApi(LifeApi):
         else:
             version, state = self.reader.full_state()
             body = self.derived_cache.get(
-                _Version(version), (include_optional,) + tuple(sorted(limits.items())),
+                _Version(version),  # type: ignore[arg-type]  # only .version is read
+                (include_optional,) + tuple(sorted(limits.items())),
                 lambda: json_bytes(status_view(state, include_optional, limits)))  # type: ignore[arg-type]
         etag = f'"{meta.run_id:08x}-{version}"'
         headers = {"ETag": etag, "Cache-Control": "no-cache",

@@ -64,7 +64,7 @@ def worker_pids(port, want, tries=200):
 
 
 class Instance:
-    def __init__(self, tmp_path, *extra, workers=2, name=None):
+    def __init__(self, tmp_path, *extra, workers=2, name=None, env=None):
         tmp_path.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.data = tmp_path / "data"
@@ -74,15 +74,26 @@ class Instance:
             [sys.executable, "-c", MAIN, "--workers", str(workers), "--port", str(self.port),
              "--data-dir", str(self.data), "--tick-interval", "0.02", "--no-generator",
              "--shm-name", self.name, *extra],
-            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        poll(lambda: self.proc.poll() is None and request(self.port, "GET", "/health")[0] == 200,
-             what="the workers answering /health")
+            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            poll(lambda: self.proc.poll() is None
+                 and request(self.port, "GET", "/health")[0] in (200, 401),
+                 what="the workers answering /health")
+        except AssertionError:
+            self.close()
+            raise
 
     def close(self):
+        """Stop it as an operator would (its workers and segments go with it)."""
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         self.proc.stderr.close()
+        assert self.segments() == [], "segments left behind"
 
     def segments(self):
         return sorted(f for f in os.listdir("/dev/shm") if f.startswith(self.name))
@@ -239,8 +250,10 @@ def test_a_stale_segment_is_replaced_but_a_live_one_is_not(tmp_path):
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
         assert "owned by a running process" in out.stderr or "another instance" in out.stderr
     finally:
-        first.close()
-    for pid in worker_pids(first.port, 2, tries=50):
+        first.proc.kill()
+        first.proc.wait()
+        first.proc.stderr.close()
+    for pid in worker_pids(first.port, 2):
         os.kill(pid, signal.SIGKILL)
     assert first.segments()  # left behind by the killed run
     second = Instance(tmp_path / "a", name=first.name)
@@ -251,3 +264,28 @@ def test_a_stale_segment_is_replaced_but_a_live_one_is_not(tmp_path):
     assert rc == 0, err
     assert "replacing the stale shared-memory segment" in err
     assert second.segments() == []
+
+
+def test_the_token_and_protect_get_hold_in_every_worker(tmp_path):
+    inst = Instance(tmp_path, "--protect-get", env=dict(os.environ, LIFE_API_TOKEN="s3cret"))
+    try:
+        for _ in range(10):  # over new connections: both workers
+            assert request(inst.port, "GET", "/status")[0] == 401
+            assert request(inst.port, "GET", "/status",
+                           headers={"Authorization": "Bearer s3cret"})[0] == 200
+        st, h, b = request(inst.port, "POST", "/event", b'{"type": "idle"}',
+                           {"Content-Type": "application/json", "X-API-Key": "s3cret"})
+        assert st == 202, b
+    finally:
+        inst.close()
+
+
+def test_a_port_already_served_is_refused(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        out = subprocess.run([sys.executable, "-c", MAIN, "--workers", "2", "--port",
+                              str(busy.getsockname()[1]), "--data-dir", str(tmp_path / "d")],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "already listens" in out.stderr or "in use" in out.stderr

@@ -414,8 +414,10 @@ def test_wait_newer_across_processes(spawn, shm_name):
     w = spawn(WAITER, shm_name)
     assert w.stdout.readline().split() == ["waiting", "0"]
     v.write(a=4.0)
-    got, version, values, dt = w.stdout.readline().split(maxsplit=3)
-    assert got == "True" and version == "1"
+    line = w.stdout.readline()
+    assert line, "the waiter died: " + w.stderr.read()
+    got, version, values, dt = line.split(maxsplit=3)
+    assert got == "True" and version == "1", line
     assert float(dt.split()[-1]) < 5
     t = time.monotonic()
     assert v.wait_newer(1, 0.05) is False and time.monotonic() - t >= 0.05

@@ -317,9 +317,17 @@ def test_retention_is_bounded_over_a_long_run(tmp_path, redis_server, nodes):
     o = origin(tmp_path, nodes, redis_server.url, "--redis-retention", "50",
                "--redis-max-rate", "10000", tick="0.001")
     client = redis_server.client()
-    lengths = []
-    until(lambda: o.health()["redis"]["versions_mirrored"] >= 1000 or
-          lengths.append(client.xlen("life:versions")), 60, "1000 versions mirrored")
+    lengths, seen = [], []
+
+    def enough():
+        seen[:] = [o.health()]
+        lengths.append(client.xlen("life:versions"))
+        return seen[0].get("redis", {}).get("versions_mirrored", 0) >= 1000
+    try:
+        until(enough, 60, "1000 versions mirrored")
+    except BaseException:
+        print("last /health:", seen, "stream lengths:", lengths[-5:])  # shown on failure
+        raise
     lengths.append(client.xlen("life:versions"))
     # MAXLEN ~ trims whole stream nodes (100 entries each by default): about 50, never 1000.
     assert max(lengths) <= 50 + 100, max(lengths)

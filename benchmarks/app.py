@@ -43,6 +43,12 @@ def server_command(port: int, data_dir: str, *options: str) -> list[str]:
             "--data-dir", data_dir, *options]
 
 
+def follower_command(port: int, url: str, *options: str) -> list[str]:
+    """A Redis-bridge follower node's command line (scenario 8): no loop, no data folder."""
+    return [sys.executable, "-m", "src.main_server_api", "--port", str(port), "--follow", url,
+            *options]
+
+
 # ---- states (scenario 4) -----------------------------------------------------
 
 def memory_entry(timestamp: float) -> MemoryEntry:

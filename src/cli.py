@@ -25,6 +25,9 @@ from typing import Any
 import csnapshot
 from src.api.routes import check_api_token
 from src.api.server import HOST, PORT, start_api_server
+from src.bridge.connection import BridgeError
+from src.bridge.node import (LateHealth, OriginBridge, add_arguments, check_redis,
+                             plain_status_body, run_follower)
 from src.environment.event_queue import EventQueue
 from src.environment.generator import EventGenerator
 from src.runtime.loop import LoopConfig, run_loop
@@ -141,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="INFO", type=str.upper,
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="default INFO (any case)")
+    add_arguments(p)
     return p
 
 
@@ -174,6 +178,19 @@ def main(argv: list[str] | None = None) -> int:
         allowed_hosts = [*LOOPBACK_NAMES, bound]
     else:
         allowed_hosts = None
+    if args.follow is not None:  # a follower: no state, no loop, no data folder
+        def start_shared(manager: StateSnapshotManager, sink: Any) -> SharedServing:
+            name = args.shm_name or f"life-follow-{args.redis_prefix}-{args.port}"
+            return _start_shared(args, manager, sink, token, allowed_hosts, 5.0, name)
+        return run_follower(args, token, allowed_hosts,
+                            None if args.workers is None else start_shared)
+    keys = None
+    if args.redis is not None:
+        try:
+            keys = check_redis(args.redis, args.redis_prefix, origin=True)
+        except BridgeError as exc:
+            log.error("%s", exc)
+            return 2
     data_dir = Path(args.data_dir)
     try:  # checked, and locked for as long as this process runs (the kernel drops it at exit)
         data_lock = open_data_dir(data_dir)
@@ -213,10 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     loop_thread = threading.Thread(target=loop_body, name="life-loop")
     stall_after = max(5.0, 5 * args.tick_interval)
     shared: SharedServing | None = None
+    late_health = None if keys is None else LateHealth("origin")  # the bridge needs the server
     try:
         if args.workers is not None:
             shared = _start_shared(args, manager, queue, token, allowed_hosts, stall_after,
-                                   data_dir)
+                                   args.shm_name or default_shm_name(data_dir))
             url = (f"{shared.url} ({args.workers} worker processes)" if args.workers else
                    "nothing here: --workers 0 (serve src.asgi:app with uvicorn or granian)")
         else:
@@ -230,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                                       stall_after=stall_after,
                                       loop_thread=loop_thread,
                                       persistence_health=persistence.health,
+                                      bridge_health=late_health,
                                       allowed_hosts=allowed_hosts)
             url = server.url
     except (OSError, PublicationBusy) as exc:
@@ -250,6 +269,14 @@ def main(argv: list[str] | None = None) -> int:
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda signum, frame: signals.append(signum))
+    bridge = None
+    if keys is not None and late_health is not None:
+        # The run tag is what this origin's readers put in their ETags.
+        run, body = ((f"{shared.writer.run_id:08x}", plain_status_body) if shared is not None
+                     else (server.api.etag_prefix, server.api.default_status_body))
+        bridge = OriginBridge(args.redis, keys, manager, run, body, state.caps, queue,
+                              args.redis_retention, args.redis_max_rate).start()
+        late_health.attach(bridge.health)  # /health of the one-process server (workers: logs)
     loop_thread.start()
     log.info("Life API listening on %s (tick %.3g s, snapshots every %d ticks in %s%s)",
              url, args.tick_interval, args.snapshot_period, data_dir / "snapshots",
@@ -272,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             shared.close()
         else:
             server.shutdown()
+        if bridge is not None:
+            bridge.close()
     try:
         final_path = persistence.finish(FLUSH_TIMEOUT)
     except FinalSaveError as exc:  # the final state is not on disk: not a clean stop
@@ -289,9 +318,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _start_shared(args: argparse.Namespace, manager: StateSnapshotManager, queue: EventQueue,
                   token: str | None, allowed_hosts: list[str] | None, stall_after: float,
-                  data_dir: Path) -> SharedServing:
+                  name: str) -> SharedServing:
     """The publication, event channel and (N >= 1) worker pool of ``--workers N``."""
-    name = args.shm_name or default_shm_name(data_dir)
     options = ["--max-connections", str(args.max_connections),
                "--read-timeout", str(args.read_timeout),
                "--request-timeout", str(args.request_timeout),

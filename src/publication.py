@@ -86,6 +86,17 @@ def _fresh(create: Any, name: str, *args: Any) -> Any:
     return handle
 
 
+def _run_id(tag: str) -> int:
+    """An origin's ETag tag (8 hex digits) as the run id ETags are formatted from."""
+    try:
+        value = int(tag, 16)
+    except ValueError:
+        raise ValueError(f"origin tag {tag!r} is not hexadecimal") from None
+    if not 0 <= value < 2**32:
+        raise ValueError(f"origin tag {tag!r} is out of range")
+    return value
+
+
 class PublicationWriter:
     """The loop process's handles: `publish(snapshot, ...)` once per new snapshot."""
 
@@ -113,12 +124,16 @@ class PublicationWriter:
         if version <= self._status.version:
             return
         full = json_bytes(status_view(state, True, _FULL_LIMITS))
-        body = json_bytes(status_view(state, True, {}))
+        # A mirror of another origin's snapshot (a Redis follower's) carries that origin's
+        # plain body and run tag: its workers serve the origin's bytes and ETags.
+        body = getattr(snapshot, "plain_status_body", None) or \
+            json_bytes(status_view(state, True, {}))
+        run_id = self.run_id if snapshot.origin is None else _run_id(snapshot.origin)
         self._full.publish(full, version)
         self._status.publish(body, version)
         self._vitals.write_tuple(tuple(snapshot.vitals) + (
             version, snapshot.published_at, queue_depth, self.queue_capacity,
-            events_dropped, self.workers, self.run_id))
+            events_dropped, self.workers, run_id))
         self.published += 1
 
     def close(self) -> None:

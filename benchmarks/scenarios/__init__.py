@@ -33,6 +33,7 @@ REGISTRY: dict[int, tuple[str, str]] = {
     7: ("shm", "readers in other processes: SharedVitals/SharedBytes vs shared_memory, Manager, pipe"),
     8: ("serving", "/status and /vitals req/s: one process, --workers N, uvicorn, granian"),
     9: ("soak", "16 clients, good and hostile requests: server memory and losses"),
+    10: ("redis_bridge", "Redis bridge: versions mirrored/s, follower lag and req/s"),
 }
 """Scenario number -> (module name in this package, one-line description)."""
 

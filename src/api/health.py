@@ -46,12 +46,15 @@ class TickRate:
 
 def health_response(snapshot: StateSnapshot | None, queue: EventQueue | None,
                     loop_alive: bool | None, tick_rate: TickRate,
-                    stall_after: float, persistence: dict[str, Any] | None = None) -> Response:
+                    stall_after: float, persistence: dict[str, Any] | None = None,
+                    bridge: dict[str, Any] | None = None) -> Response:
     """200 ``ok``, or 503 ``starting`` (nothing published) / ``stalled`` (too old, or no loop).
 
     `persistence` (``SnapshotPersistence.health()``) is reported as is; while
     saves fail a live loop's status is ``degraded``, still a 200: the API
-    serves, but what it serves is not reaching the disk.
+    serves, but what it serves is not reaching the disk.  `bridge` (the Redis
+    bridge's state) is reported as the ``redis`` block, with the same rule:
+    ``degraded`` while its status is not ``ok``.
     """
     body: dict[str, Any] = {
         "queue_depth": None if queue is None else len(queue),
@@ -60,6 +63,8 @@ def health_response(snapshot: StateSnapshot | None, queue: EventQueue | None,
     }
     if snapshot is None:
         body.update(status="starting", tick=None, last_tick_age_s=None, ticks_per_second=None)
+        if bridge is not None:  # a follower waiting for its origin says why
+            body["redis"] = bridge
         return HTTPStatus.SERVICE_UNAVAILABLE, json_bytes(body), {"Retry-After": "1"}
     age = max(0.0, time.time() - snapshot.published_at)
     rate = tick_rate.update(time.monotonic(), snapshot.tick)
@@ -70,6 +75,10 @@ def health_response(snapshot: StateSnapshot | None, queue: EventQueue | None,
     if persistence is not None:
         body["persistence"] = persistence
         if not stalled and persistence.get("status") != "ok":
+            body["status"] = "degraded"
+    if bridge is not None:
+        body["redis"] = bridge
+        if not stalled and bridge.get("status") != "ok":
             body["status"] = "degraded"
     status = HTTPStatus.SERVICE_UNAVAILABLE if stalled else HTTPStatus.OK
     return status, json_bytes(body), {"Cache-Control": "no-store"}

@@ -27,7 +27,7 @@ from typing import Any
 from csnapshot import Vitals
 
 from src.environment.event import Event
-from src.environment.event_queue import EventQueue
+from src.environment.event_queue import EventQueue, EventSinkUnavailable
 from src.state.snapshot_manager import StateSnapshot, StateSnapshotManager
 from src.state.status import status_view
 from src.state.vitals import VitalValues
@@ -38,12 +38,14 @@ from .errors import BadRequest, Response, json_bytes
 from .health import TickRate, health_response
 from .query import parse_status_query
 
-__all__ = ["LifeApi", "MAX_BODY", "GET_ROUTES", "POST_ROUTES", "check_api_token"]
+__all__ = ["LifeApi", "MAX_BODY", "GET_ROUTES", "POST_ROUTES", "DEFAULT_STATUS_KEY",
+           "check_api_token"]
 
 MAX_BODY = 16 * 1024  # largest accepted POST body, bytes
 GET_ROUTES = ("/status", "/vitals", "/health")
 POST_ROUTES = ("/event",)
 _EVENT_FIELDS = ("type", "intensity", "timestamp", "metadata")
+DEFAULT_STATUS_KEY = (True,)  # the cache key of a plain GET /status (no query)
 _NOT_YET = "no state has been published yet; retry shortly"
 
 
@@ -57,7 +59,8 @@ class LifeApi:
     `stall_after`: seconds without a publish before ``/health`` says
     stalled; `loop_thread`, if given, is checked by ``/health`` too;
     `persistence_health`, if given (``SnapshotPersistence.health``), is
-    reported by ``/health`` as its ``persistence`` block.
+    reported by ``/health`` as its ``persistence`` block, `bridge_health`
+    (the Redis bridge's state, `src.bridge`) as its ``redis`` block.
     """
 
     def __init__(self, snapshot_manager: StateSnapshotManager, *, vitals: Vitals | None = None,
@@ -65,7 +68,8 @@ class LifeApi:
                  protect_get: bool = False, stall_after: float = 5.0,
                  loop_thread: threading.Thread | None = None, max_body: int = MAX_BODY,
                  persistence_health: Callable[[], dict[str, Any]] | None = None,
-                 allowed_hosts: Iterable[str] | None = None) -> None:
+                 allowed_hosts: Iterable[str] | None = None,
+                 bridge_health: Callable[[], dict[str, Any]] | None = None) -> None:
         if not isinstance(snapshot_manager, StateSnapshotManager):
             raise TypeError("start_api_server() needs a StateSnapshotManager, got "
                             f"{type(snapshot_manager).__name__}")
@@ -85,6 +89,7 @@ class LifeApi:
         self.stall_after = float(stall_after)
         self.loop_thread = loop_thread
         self.persistence_health = persistence_health
+        self.bridge_health = bridge_health
         # Host names (lower case, no port) served; None serves any.  Checked on
         # every request: a DNS-rebinding page reaches a loopback server under
         # its own name, which is how it is told apart.
@@ -158,17 +163,30 @@ class LifeApi:
     def status(self, query: str, if_none_match: str | None = None) -> Response:
         include_optional, limits = parse_status_query(query)
         snapshot = self._snapshot()
-        etag = f'"{self.etag_prefix}-{snapshot.version}"'
+        # A mirrored snapshot carries its origin's tag: a follower's ETag is the origin's.
+        etag = f'"{snapshot.origin or self.etag_prefix}-{snapshot.version}"'
         headers = {"ETag": etag, "Cache-Control": "no-cache",
                    "X-Life-Tick": str(snapshot.tick),
                    "X-Snapshot-Version": str(snapshot.version)}
         if _etag_matches(if_none_match, etag):
             return HTTPStatus.NOT_MODIFIED, b"", headers
         key = (include_optional,) + tuple(sorted(limits.items()))
-        body = self.status_cache.get(
+        # A mirrored snapshot (a follower's) carries its origin's plain body: served as is.
+        ready = getattr(snapshot, "plain_status_body", None) if key == DEFAULT_STATUS_KEY \
+            else None
+        body = ready if ready is not None else self.status_cache.get(
             snapshot, key, lambda: json_bytes(status_view(snapshot.state, include_optional,
                                                           limits)))
         return HTTPStatus.OK, body, headers
+
+    def default_status_body(self, snapshot: StateSnapshot) -> bytes:
+        """The body of a plain ``GET /status`` of `snapshot`, through the cache (once per version).
+
+        The Redis bridge's publisher mirrors these bytes, so the origin builds
+        them once for its own readers and for every follower.
+        """
+        return self.status_cache.get(snapshot, DEFAULT_STATUS_KEY,
+                                     lambda: json_bytes(status_view(snapshot.state, True, {})))
 
     def read_vitals(self) -> tuple[int, VitalValues]:
         """``(record version, vitals)``: live from the record, else as last published."""
@@ -193,10 +211,12 @@ class LifeApi:
             raise BadRequest(HTTPStatus.BAD_REQUEST, "/health takes no query parameters")
         loop = self.loop_thread
         persistence = self.persistence_health
+        bridge = self.bridge_health
         return health_response(self.snapshot_manager.get_snapshot(), self.event_queue,
                                None if loop is None else loop.is_alive(), self.tick_rate,
                                self.stall_after,
-                               None if persistence is None else persistence())
+                               None if persistence is None else persistence(),
+                               None if bridge is None else bridge())
 
     # ---- POST ----
 
@@ -238,7 +258,12 @@ class LifeApi:
         queue = self.event_queue
         if queue is None:
             raise BadRequest(HTTPStatus.SERVICE_UNAVAILABLE, "no event queue is configured")
-        if not queue.push(event):
+        try:
+            pushed = queue.push(event)
+        except EventSinkUnavailable as exc:  # a remote queue (a follower's) cannot be reached
+            raise BadRequest(HTTPStatus.SERVICE_UNAVAILABLE, f"{exc}; retry later",
+                             {"Retry-After": "1"}) from None
+        if not pushed:
             raise BadRequest(HTTPStatus.SERVICE_UNAVAILABLE,
                              "the event queue is full; retry later", {"Retry-After": "1"})
         return (HTTPStatus.ACCEPTED,

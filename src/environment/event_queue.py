@@ -16,9 +16,17 @@ from src.validation import positive_int
 
 from .event import Event
 
-__all__ = ["EventQueue"]
+__all__ = ["EventQueue", "EventSinkUnavailable"]
 
 logger = logging.getLogger(__name__)
+
+
+class EventSinkUnavailable(Exception):
+    """Raised by a remote event sink's ``push`` that cannot reach its queue now.
+
+    The in-process `EventQueue` never raises it; a follower's sink (the Redis
+    bridge) does when Redis is unreachable.  The message says why.
+    """
 
 
 class EventQueue:

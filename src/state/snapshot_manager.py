@@ -47,12 +47,15 @@ class StateSnapshot:
     `version` counts publishes of its manager (1 for the first); `published_at`
     is the manager's clock (``time.time()``) at publish; `state` holds every
     part (`FrozenState`: vitals with their record version, identity, log views,
-    frozen dicts).
+    frozen dicts).  `origin` is None for a snapshot published here; a mirror
+    of another process's snapshot (`StateSnapshotManager.publish_mirrored`)
+    carries that process's run tag, and keeps its `version` and `published_at`.
     """
 
     version: int
     published_at: float
     state: FrozenState
+    origin: str | None = None
 
     @property
     def tick(self) -> int:
@@ -118,6 +121,20 @@ class StateSnapshotManager:
                 self._live[0] = state.vitals
         return snapshot
 
+    def publish_mirrored(self, snapshot: StateSnapshot) -> None:
+        """Publish a snapshot another process published (a follower's call, its only writer).
+
+        The snapshot keeps its own `version` and `published_at` (the origin's),
+        so readers see the origin's numbers, and `wait_for_update` waits for
+        them; `version` (the property) still counts local publishes.  Never
+        mix with `update_snapshot` on one manager.
+        """
+        if not isinstance(snapshot, StateSnapshot) or snapshot.origin is None:
+            raise TypeError("publish_mirrored() takes a StateSnapshot with an origin tag, "
+                            f"got {snapshot!r}")
+        with self._lock:
+            self._cell.publish(snapshot)
+
     # ---- readers ----
 
     def get_snapshot(self) -> StateSnapshot | None:
@@ -166,8 +183,19 @@ class StateSnapshotManager:
         Returns None if none is published within `timeout` seconds.  Readers
         that are already behind return at once without locking.
         """
-        newest, snapshot = self._cell.wait_newer(version, timeout)
-        return snapshot if newest > version else None
+        # By the snapshots' own versions: a mirror's (`publish_mirrored`) are its origin's,
+        # not the cell's count of publishes (for `update_snapshot` the two are equal).
+        local, snapshot = self._cell.latest()
+        if snapshot is not None and snapshot.version > version:
+            return snapshot  # readers that are behind return at once, without locking
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            local, snapshot = self._cell.wait_newer(local, remaining)
+            if snapshot is not None and snapshot.version > version:
+                return snapshot
 
     def __repr__(self) -> str:
         snapshot = self._cell.get()

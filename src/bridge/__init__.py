@@ -1,0 +1,13 @@
+"""The Redis bridge: every published version mirrored into Redis; follower nodes serve it.
+
+- `connection.py`: the URL (checked, password masked), key names (`Keys`), start-up checks.
+- `codec.py`: one version as a stream entry (its ``/status`` body and its state) and back.
+- `mirror.py` `MirroredSnapshot`: a follower's snapshot, its state decoded on demand.
+- `publisher.py` `RedisPublisher`: the origin's thread writing the latest version (latest wins).
+- `follower.py` `RedisFollower`: a follower's thread following the stream (monotonic versions).
+- `events.py`: follower events to the origin through a bounded stream (sink and drain).
+- `ratelog.py`: repeated failures logged once per period.
+- `node.py`: the command's flags, an origin's bridge, a whole follower node.
+
+Reference: docs/components/redis-bridge.md.
+"""

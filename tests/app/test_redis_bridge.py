@@ -1,0 +1,412 @@
+"""The Redis bridge against a real redis-server: an origin (--redis) and followers (--follow).
+
+Each node is `python -m src.main_server_api` in a subprocess on loopback; the
+redis-server is the `redis_server` fixture (tests/app/conftest.py).  Every
+wait polls a condition against a deadline.
+"""
+
+import http.client
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MAIN = (f"import sys; sys.path.append({str(ROOT)!r}); "
+        "from src.main_server_api import main; sys.exit(main())")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(port, path, body=None, timeout=5.0):
+    """``(status, headers, body)`` of one request to 127.0.0.1:`port`."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        conn.request("POST" if body is not None else "GET", path,
+                     None if body is None else json.dumps(body).encode(), headers)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def until(condition, timeout, what):
+    """Poll `condition()` until it returns a true value (returned) or `timeout` s pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout} s: {what}")
+        time.sleep(0.02)
+
+
+class Node:
+    """One command in a subprocess; its log goes to a file (read on failure)."""
+
+    def __init__(self, tmp_path, name, *args):
+        self.port = free_port()
+        self.log = tmp_path / f"{name}.log"
+        with open(self.log, "w") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen([sys.executable, "-c", MAIN, "--port", str(self.port),
+                                          *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                         stderr=log)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                request(self.port, "/health", timeout=1.0)
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    pytest.fail(f"{name} did not come up:\n{self.log.read_text()[-2000:]}")
+                time.sleep(0.05)
+
+    def get(self, path):
+        return request(self.port, path)
+
+    def health(self):
+        return json.loads(self.get("/health")[2])
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def nodes():
+    started = []
+    yield started
+    for node in reversed(started):
+        node.stop()
+
+
+def origin(tmp_path, nodes, url, *extra, tick="0.01"):
+    node = Node(tmp_path, f"origin{len(nodes)}", "--data-dir", str(tmp_path / f"data{len(nodes)}"),
+                "--tick-interval", tick, "--no-generator", "--redis", url, *extra)
+    nodes.append(node)
+    return node
+
+
+def follower(tmp_path, nodes, url, *extra):
+    node = Node(tmp_path, f"follower{len(nodes)}", "--follow", url, *extra)
+    nodes.append(node)
+    return node
+
+
+def same_as_origin(o, f, path="/status"):
+    """True once `f` serves a version `o` served, with the identical body and ETag."""
+    seen = {}
+
+    def check():
+        status, h, b = o.get(path)
+        if status == 200:
+            seen[h["etag"]] = b
+        status2, h2, b2 = f.get(path)
+        return status2 == 200 and seen.get(h2.get("etag")) == b2
+    return check
+
+
+def test_the_follower_serves_the_origins_body_and_etag(tmp_path, redis_server, nodes):
+    o = origin(tmp_path, nodes, redis_server.url)
+    f = follower(tmp_path, nodes, redis_server.url)
+    until(same_as_origin(o, f), 5, "the follower serves an origin ETag with its body")
+    # Queries with limits are answered from the mirrored state, byte for byte.
+    until(same_as_origin(o, f, "/status?memory_limit=5&events_limit=10&energy_history_limit=3"),
+          5, "the same body for a query with limits")
+    until(same_as_origin(o, f, "/status?include_optional=false&stability_history_limit=7"),
+          5, "the same body without the optional fields")
+    status, h, b = f.get("/vitals")
+    assert status == 200 and json.loads(b)["vitals"]["ticks"] >= 1
+    h = f.health()
+    assert h["status"] == "ok" and h["loop_alive"] is None
+    assert h["redis"]["role"] == "follower" and h["redis"]["origin_alive"] is True
+    assert h["redis"]["lag_s"] < 1.0
+    oh = o.health()
+    assert oh["redis"]["connected"] is True and oh["redis"]["last_version_mirrored"] >= 1
+
+
+@pytest.mark.slow
+def test_origin_and_follower_with_two_workers_each(tmp_path, redis_server, nodes):
+    o = origin(tmp_path, nodes, redis_server.url, "--workers", "2")
+    f = follower(tmp_path, nodes, redis_server.url, "--workers", "2")
+    until(same_as_origin(o, f), 10, "the follower's workers serve the origin's ETag and body")
+    until(same_as_origin(o, f, "/status?memory_limit=5&events_limit=10"), 10,
+          "the same body for a query with limits")
+    status, _, body = request(f.port, "/event", {"type": "sound", "intensity": 0.9})
+    assert status == 202, body
+    until(lambda: b'"sound"' in o.get("/status?events_limit=10")[2], 10,
+          "the origin's state holds the event POSTed on a follower worker")
+    until(lambda: b'"sound"' in f.get("/status?events_limit=10")[2], 10,
+          "the follower's workers serve it")
+    for node in (f, o):
+        assert node.stop() == 0, node.log.read_text()[-2000:]
+
+
+def test_an_event_posted_on_the_follower_reaches_the_origin_then_the_follower(
+        tmp_path, redis_server, nodes):
+    o = origin(tmp_path, nodes, redis_server.url)
+    f = follower(tmp_path, nodes, redis_server.url)
+    until(lambda: f.get("/status")[0] == 200, 5, "the follower serves")
+    status, _, body = request(f.port, "/event", {"type": "sound", "intensity": 0.9})
+    assert status == 202, body
+    status, _, body = request(f.port, "/event", {"type": "bogus type!"})
+    assert status == 400  # validated on the follower: never reaches Redis
+    until(lambda: b'"sound"' in o.get("/status?events_limit=10")[2], 5,
+          "the origin's state holds the follower's event")
+    until(lambda: b'"sound"' in f.get("/status?events_limit=10")[2], 5,
+          "the follower serves the state holding its event")
+    assert o.health()["redis"]["events_received"] == 1
+
+
+def test_a_full_or_unreachable_event_stream_is_a_503(tmp_path, redis_server, nodes):
+    f = follower(tmp_path, nodes, redis_server.url, "--redis-events-max", "2",
+                 "--redis-prefix", "lonely")  # no origin drains it
+    status, _, body = f.get("/health")  # nothing to serve yet, and /health says why
+    assert status == 503 and json.loads(body)["status"] == "starting"
+    assert json.loads(body)["redis"]["origin_alive"] is False
+    for _ in range(2):
+        assert request(f.port, "/event", {"type": "shock"})[0] == 202
+    status, h, body = request(f.port, "/event", {"type": "shock"})
+    assert status == 503 and h.get("retry-after") and b"full" in body
+    assert redis_server.client().xlen("lonely:events") == 2
+    redis_server.stop()
+    status, h, body = request(f.port, "/event", {"type": "shock"})
+    assert status == 503 and h.get("retry-after") and b"reached" in body
+
+
+def _tick_rate(node, seconds):
+    t0, k0 = time.monotonic(), int(node.get("/status")[1]["x-life-tick"])
+    time.sleep(seconds)  # a measuring window, not a synchronisation
+    t1, k1 = time.monotonic(), int(node.get("/status")[1]["x-life-tick"])
+    return (k1 - k0) / (t1 - t0)
+
+
+@pytest.mark.slow
+def test_redis_down_for_5_s_and_back(tmp_path, redis_server, nodes):
+    o = origin(tmp_path, nodes, redis_server.url)
+    f = follower(tmp_path, nodes, redis_server.url)
+    until(same_as_origin(o, f), 5, "the follower follows")
+    versions, problems, done = [], [], threading.Event()
+
+    def watch():  # every version the follower serves, in order
+        while not done.is_set():
+            try:
+                status, h, _ = f.get("/status")
+            except OSError as exc:
+                problems.append(repr(exc))
+                continue
+            if status != 200:
+                problems.append(status)
+            else:
+                versions.append(int(h["x-snapshot-version"]))
+            time.sleep(0.01)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        before = _tick_rate(o, 1.5)
+        redis_server.stop()
+        down_at = time.monotonic()
+        during = _tick_rate(o, 2.0)
+        assert o.get("/status")[0] == 200
+        h = until(lambda: (lambda b: b if b["redis"]["connected"] is False else None)(f.health()),
+                  5, "the follower reports Redis lost")
+        assert h["status"] == "degraded"
+        assert o.health()["redis"]["status"] == "disconnected"
+        time.sleep(max(0.0, 5.0 - (time.monotonic() - down_at)))  # Redis stays down 5 s
+        redis_server.start()
+        until(same_as_origin(o, f), 10, "the follower catches up after the restart")
+    finally:
+        done.set()
+        watcher.join()
+    assert not problems, problems[:5]
+    assert versions == sorted(versions), "a version went backwards on the follower"
+    assert during >= 0.6 * before, (before, during)
+    assert f.health()["redis"]["reconnects"] >= 1
+
+
+@pytest.mark.slow
+def test_a_frozen_redis_is_a_network_cut_both_nodes_ride_out(tmp_path, redis_server, nodes):
+    o = origin(tmp_path, nodes, redis_server.url)
+    f = follower(tmp_path, nodes, redis_server.url)
+    until(same_as_origin(o, f), 5, "the follower follows")
+    before = _tick_rate(o, 1.0)
+    redis_server.freeze()  # connections hang instead of failing: only timeouts tell
+    try:
+        during = _tick_rate(o, 2.0)
+        assert f.get("/status")[0] == 200
+        until(lambda: f.health()["redis"]["connected"] is False, 8,
+              "the follower notices the silence")
+        until(lambda: o.health()["redis"]["connected"] is False, 8,
+              "the origin notices the silence")
+        status, h, _ = request(f.port, "/event", {"type": "shock"})
+        assert status == 503 and h.get("retry-after")
+    finally:
+        redis_server.thaw()
+    until(same_as_origin(o, f), 15, "the follower catches up after the cut")
+    assert during >= 0.6 * before, (before, during)
+
+
+def test_a_follower_started_late_loads_the_latest_version(tmp_path, redis_server, nodes):
+    # Ticks every 60 s: after the first, no new version comes to rescue a follower that
+    # would only wait for the next one.
+    o = origin(tmp_path, nodes, redis_server.url, tick="60")
+    until(lambda: o.health().get("redis", {}).get("last_version_mirrored", 0) >= 2, 5,
+          "the origin mirrored its first versions")
+    f = follower(tmp_path, nodes, redis_server.url)
+    until(same_as_origin(o, f), 5, "the late follower serves the origin's version")
+
+
+def _start_error(tmp_path, *args):
+    out = subprocess.run([sys.executable, "-c", MAIN, "--port", str(free_port()), *args],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    return out.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("flag", ["--redis", "--follow"])
+def test_bad_urls_and_wrong_passwords_are_clear_start_up_errors(tmp_path, make_redis_server,
+                                                                flag):
+    data = ["--data-dir", str(tmp_path / "data")] if flag == "--redis" else []
+    line = _start_error(tmp_path, *data, flag, "http://127.0.0.1:1/")
+    assert "not a Redis URL" in line, line
+    line = _start_error(tmp_path, *data, flag, f"redis://127.0.0.1:{free_port()}/0")
+    assert "cannot reach Redis" in line, line
+    secured = make_redis_server(password="s3cret-pw")
+    wrong = secured.url.replace("s3cret-pw", "not-the-pw")
+    out_line = _start_error(tmp_path, *data, flag, wrong)
+    assert "credentials" in out_line and "not-the-pw" not in out_line, out_line
+    assert "***" in out_line, out_line
+    line = _start_error(tmp_path, *data, flag, secured.url, "--redis-prefix", "bad prefix")
+    assert "--redis-prefix" in line, line
+
+
+def test_a_password_in_the_url_works_and_is_never_logged(tmp_path, make_redis_server, nodes):
+    secured = make_redis_server(password="s3cret-pw")
+    o = origin(tmp_path, nodes, secured.url)
+    f = follower(tmp_path, nodes, secured.url)
+    until(same_as_origin(o, f), 5, "origin and follower work through a password")
+    assert "***" in f.health()["redis"]["url"]
+    for node in (o, f):
+        assert node.stop() == 0
+        assert "s3cret-pw" not in node.log.read_text()
+    assert not secured.client().exists("life:origin")  # a clean stop frees the prefix
+
+
+@pytest.mark.slow
+def test_retention_is_bounded_over_a_long_run(tmp_path, redis_server, nodes):
+    o = origin(tmp_path, nodes, redis_server.url, "--redis-retention", "50",
+               "--redis-max-rate", "10000", tick="0.001")
+    client = redis_server.client()
+    lengths, seen = [], []
+
+    def enough():
+        seen[:] = [o.health()]
+        lengths.append(client.xlen("life:versions"))
+        return seen[0].get("redis", {}).get("versions_mirrored", 0) >= 1000
+    try:
+        until(enough, 60, "1000 versions mirrored")
+    except BaseException:
+        print("last /health:", seen, "stream lengths:", lengths[-5:])  # shown on failure
+        raise
+    lengths.append(client.xlen("life:versions"))
+    # MAXLEN ~ trims whole stream nodes (100 entries each by default): about 50, never 1000.
+    assert max(lengths) <= 50 + 100, max(lengths)
+    assert sorted(k.decode() for k in client.keys("*")) == ["life:origin", "life:versions"]
+    assert client.info("memory")["used_memory"] < 64 * 2**20
+
+
+# ---- in-process pieces (no redis-server needed) ----
+
+def _entry(run="run1"):
+    from src.bridge.codec import encode_entry
+    from src.runtime.loop import run_loop
+    from src.state.self_state import SelfState
+    from src.state.snapshot_manager import StateSnapshotManager
+    state, manager = SelfState(memory_cap=7), StateSnapshotManager()
+    run_loop(state, tick_interval=0.0, max_ticks=120, snapshot_manager=manager)
+    snapshot = manager.get_snapshot()
+    return snapshot, encode_entry(snapshot, run, b"{}", state.caps)
+
+
+def test_a_mirrored_snapshot_decodes_its_state_once_and_only_when_read():
+    from src.bridge.codec import decode_header
+    from src.bridge.mirror import MirroredSnapshot
+    from src.state.status import STATUS_LIMIT_KEYS
+    snapshot, fields = _entry()
+    mirror = MirroredSnapshot(decode_header(fields), fields[b"state"], b"{}")
+    assert (mirror.version, mirror.tick, mirror.published_at, mirror.origin) == \
+        (snapshot.version, snapshot.tick, snapshot.published_at, "run1")
+    assert not mirror.decoded
+    limits = {k: 1000 for k in STATUS_LIMIT_KEYS}
+    assert mirror.status_dict(True, limits) == snapshot.status_dict(True, limits)
+    assert mirror.state.vitals_version == snapshot.state.vitals_version
+    assert mirror.decoded and mirror.state is mirror.state
+
+
+def test_a_corrupted_state_fails_its_readers_not_the_follower():
+    from src.bridge.codec import decode_header
+    from src.bridge.mirror import MirroredSnapshot
+    _, fields = _entry()
+    mirror = MirroredSnapshot(decode_header(fields), fields[b"state"][:-9], b"{}")
+    for _ in range(2):
+        with pytest.raises(ValueError, match="malformed version entry"):
+            mirror.state
+
+
+def test_versions_only_move_forward_within_a_run_and_to_a_later_run():
+    from src.bridge.codec import Header
+    from src.bridge.follower import _newer
+    served = Header(10, "a", 100.0, 9)
+    assert _newer(Header(11, "a", 100.1, 10), served)
+    assert not _newer(Header(10, "a", 100.0, 9), served)
+    assert not _newer(Header(9, "a", 99.0, 8), served)
+    assert _newer(Header(1, "b", 200.0, 0), served)      # a restarted origin
+    assert not _newer(Header(50, "b", 50.0, 49), served)  # an older run's leftovers
+
+
+def test_passwords_are_masked():
+    from src.bridge.connection import mask_url
+    assert mask_url("redis://:pw@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
+    assert mask_url("redis://user:pw@h/1") == "redis://user:***@h/1"
+    assert mask_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_the_encoder_reuses_unchanged_parts_and_stays_exact():
+    from src.api.errors import json_bytes
+    from src.bridge.codec import EntryEncoder, decode_snapshot
+    from src.environment.generator import EventGenerator
+    from src.runtime.loop import run_loop
+    from src.state.self_state import SelfState
+    from src.state.snapshot_manager import StateSnapshotManager
+    state, manager = SelfState(), StateSnapshotManager()
+    encoder = EntryEncoder(state.caps)
+    limits = {"memory_limit": 50, "events_limit": 50, "adaptation_history_limit": 50,
+              "energy_history_limit": 5}
+    for i in range(40):  # adaptation every 100 ticks, events most ticks
+        run_loop(state, tick_interval=0.0, max_ticks=9, snapshot_manager=manager,
+                 generator=EventGenerator(seed=i, rate=0.67))
+        snapshot = manager.get_snapshot()
+        fields = encoder.encode(snapshot, "run", b"{}")
+        assert json.loads(fields[b"state"])["state"] == json.loads(json_bytes(snapshot.to_dict()))
+        mirror, _ = decode_snapshot(fields)
+        assert mirror.status_dict(True, limits) == snapshot.status_dict(True, limits)

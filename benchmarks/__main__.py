@@ -84,7 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          help="interleaved rounds (default: 3; --quick: 1)")
     e2e = p.add_argument_group("scenario 5 (end to end)")
     e2e.add_argument("--tick-interval", type=_non_negative, default=0.001, metavar="S",
-                     help="the loop's tick interval in seconds (default: 0.001; 0 = flat out)")
+                     help="the loop's tick interval in seconds, scenarios 5 and 8 (default: 0.001; 0 = flat out)")
     return p.parse_args(argv)
 
 

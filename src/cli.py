@@ -80,6 +80,8 @@ _workers = _argument(int, lambda n: 0 <= n <= 64, "an integer",
                      "expected 0 to 64 worker processes")
 _port = _argument(int, lambda n: 0 <= n <= 65535, "a port number",
                   "a port is 0-65535 (0 = any free port)")
+_worker_nice = _argument(int, lambda n: 0 <= n <= 19, "an integer",
+                         "a niceness is 0-19")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "reading the state from shared memory; 0 = loop only: publish to "
                         f"shared memory and serve nothing (for `uvicorn src.asgi:app` with "
                         f"${SHM_NAME_ENV}); default: one process serves everything")
+    p.add_argument("--worker-nice", type=_worker_nice, default=5, metavar="N",
+                   help="niceness added to each worker process (0-19, default 5): under "
+                        "load the loop, the one writer, keeps its ticks ahead of the readers")
     p.add_argument("--shm-name", default=None, metavar="NAME",
                    help="shared-memory instance name with --workers (default: "
                         "life-<hash of the data folder>)")
@@ -324,7 +329,8 @@ def _start_shared(args: argparse.Namespace, manager: StateSnapshotManager, queue
                "--read-timeout", str(args.read_timeout),
                "--request-timeout", str(args.request_timeout),
                "--keepalive-timeout", str(args.keepalive_timeout),
-               "--stall-after", str(stall_after), "--log-level", args.log_level]
+               "--stall-after", str(stall_after), "--log-level", args.log_level,
+               "--nice", str(args.worker_nice)]
     if allowed_hosts is not None:
         options += ["--allowed-hosts", ",".join(allowed_hosts)]
     if args.protect_get:

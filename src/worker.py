@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stall-after", type=float, default=5.0)
     p.add_argument("--orphan-exit", type=float, default=300.0,
                    help="seconds to keep serving once the parent process is gone")
+    p.add_argument("--nice", type=int, default=0,
+                   help="niceness to add at start (the loop's process keeps priority)")
     p.add_argument("--log-level", default="INFO", type=str.upper)
     return p
 
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
     parent = os.getppid()
+    if args.nice:
+        os.nice(args.nice)  # readers yield the cores to the one writer under load
     try:
         reader = open_reader(args.name, 10.0)
     except (OSError, ValueError) as exc:

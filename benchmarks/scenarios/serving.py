@@ -1,7 +1,8 @@
 """Scenario 8: serving from several processes - /status and /vitals requests/s by deployment mode.
 
-Each mode runs the real command in its own process, the loop flat out
-(``--tick-interval 0``, no generator): one process (the default), ``--workers
+Each mode runs the real command in its own process, the loop at
+``--tick-interval`` (default 0.001 s, as in scenario 5; 0 = flat out), no
+generator: one process (the default), ``--workers
 1/2/4``, ``--workers 0`` with uvicorn or granian (2 workers each, skipped if
 not installed), and the fixed-bytes ceiling (the built-in HTTP stack answering
 a constant body of the size of a real `/status`, in this process).  The load
@@ -118,8 +119,9 @@ def _load(port: int, path: str, seconds: float) -> tuple[float, int]:
     return ok / seconds, errors
 
 
-def _start(mode: str, port: int, data: str, root: str) -> tuple[list[subprocess.Popen], Any]:
-    flat = ["--tick-interval", "0", "--no-generator", "--log-level", "WARNING"]
+def _start(mode: str, port: int, data: str, root: str,
+           tick_interval: float) -> tuple[list[subprocess.Popen], Any]:
+    loop_options = ["--tick-interval", repr(tick_interval), "--no-generator", "--log-level", "WARNING"]
     if mode == "fixed bytes":
         return [], app.RunningDesign("fixed bytes", 0.0)
     if mode.startswith("fixed bytes x"):
@@ -127,17 +129,17 @@ def _start(mode: str, port: int, data: str, root: str) -> tuple[list[subprocess.
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 for _ in range(int(mode.rsplit("x", 1)[1]))], None
     if mode == "one process":
-        return [subprocess.Popen(app.server_command(port, data, *flat), cwd=root,
+        return [subprocess.Popen(app.server_command(port, data, *loop_options), cwd=root,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)], None
     if mode.startswith("--workers"):
         n = mode.split()[1]
-        return [subprocess.Popen(app.server_command(port, data, "--workers", n, *flat),
+        return [subprocess.Popen(app.server_command(port, data, "--workers", n, *loop_options),
                                  cwd=root, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)], None
     server = mode.split()[0]
     name = f"life-bench-{os.getpid()}-{port}"
     loop = subprocess.Popen(app.server_command(_free_port(), data, "--workers", "0",
-                                               "--shm-name", name, *flat), cwd=root,
+                                               "--shm-name", name, *loop_options), cwd=root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not os.path.exists(f"/dev/shm/{name}-vitals") and time.monotonic() < deadline:
@@ -170,7 +172,7 @@ def run(ctx) -> dict[str, Any]:
             continue
         with tempfile.TemporaryDirectory(prefix="csnap-serving-") as data:
             port = _free_port()
-            procs, inproc = _start(mode, port, data, str(ctx.root))
+            procs, inproc = _start(mode, port, data, str(ctx.root), ctx.tick_interval)
             try:
                 if inproc is not None:
                     port = inproc.port
@@ -193,7 +195,7 @@ def run(ctx) -> dict[str, Any]:
                 _stop(procs, inproc)
         ctx.log.info("  %s: %s", mode, {p: round(results[mode][p]["rps"]) for p in PATHS})
     return {"python": sys.version.split()[0], "cpus": os.cpu_count(), "clients": CLIENTS,
-            "seconds": seconds, "modes": results}
+            "seconds": seconds, "tick_interval": ctx.tick_interval, "modes": results}
 
 
 def _ratios(data: dict[str, Any]) -> dict[str, Any]:
@@ -242,7 +244,8 @@ def markdown(data: dict[str, Any], ctx) -> str:
                      "-" if ceiling is None else f"{ceiling:.0%} of {CEILING[mode]}",
                      f"{errors} errors"])
     return (f"{data['clients']} client processes, one keep-alive connection each, "
-            f"{data['seconds']:g} s per path; the loop flat out (ticks/s while loaded).\n\n"
+            f"{data['seconds']:g} s per path; the loop at tick_interval="
+            f"{data.get('tick_interval', 0)!r} s (ticks/s while loaded; 0 = flat out).\n\n"
             + F.table(["mode", "/status req/s", "/vitals req/s", "loop ticks/s (loaded)",
                        "loop kept", "/status vs ceiling", "notes"], rows))
 

@@ -7,8 +7,13 @@ would fix up a malformed request before sending it).
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -18,14 +23,72 @@ from src.state.self_state import SelfState
 from src.state.snapshot_manager import StateSnapshotManager
 
 
-@pytest.fixture
-def server():
+ROOT = Path(__file__).resolve().parents[2]
+MAIN = (f"import sys; sys.path.append({str(ROOT)!r}); "
+        "from src.main_server_api import main; sys.exit(main())")
+
+
+class WorkerProcesses:
+    """`python -m src.main_server_api --workers 2`: the same attacks, against worker processes."""
+
+    def __init__(self, folder: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.server_address = ("127.0.0.1", port)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", MAIN, "--workers", "2", "--port", str(port), "--data-dir",
+             str(folder / "data"), "--tick-interval", "0.02", "--no-generator", "--queue-size",
+             "8", "--shm-name", f"life-hostile-{os.getpid()}-{port}",
+             "--allowed-hosts", "x,127.0.0.1"],  # the attacks say "Host: x"
+            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while True:  # bounded poll: the workers give no other sign of being ready
+            assert self.proc.poll() is None, self.proc.stderr.read()
+            try:
+                if parse(exchange(self, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                        b"Connection: close\r\n\r\n"))[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the workers did not answer /health in 30 s"
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            rc = self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        err = self.proc.stderr.read()
+        self.proc.stderr.close()
+        assert rc == 0, err
+
+
+@pytest.fixture(scope="module")
+def worker_processes(tmp_path_factory):
+    inst = WorkerProcesses(tmp_path_factory.mktemp("hostile-workers"))
+    yield inst
+    inst.close()
+
+
+@pytest.fixture(params=["one process", "2 workers"])
+def server(request):
+    """Each attack against the single-process server and against `--workers 2`."""
+    if request.param == "2 workers":
+        yield request.getfixturevalue("worker_processes")
+        return
     state = SelfState()
     manager = StateSnapshotManager()
     manager.update_snapshot(state)
     srv = start_api_server(manager, "127.0.0.1", 0, EventQueue(8), vitals=state.vitals)
     yield srv
     srv.shutdown()
+
+
+# Tests that count what reached the event queue look inside the one process.
+one_process_only = pytest.mark.parametrize("server", ["one process"], indirect=True)
 
 
 def exchange(server, raw: bytes, *, half_close: bool = True) -> bytes:
@@ -74,12 +137,14 @@ def test_unparseable_request_lines_get_a_status_line_and_json(server, raw, statu
     assert headers["content-type"] == "application/json" and "error" in json.loads(body)
 
 
+@one_process_only
 def test_a_deeply_nested_body_is_a_400_naming_the_depth_limit(server):
     body = b"[" * 5000 + b"]" * 5000  # under the 16 KB body limit
     status, _, data = parse(exchange(server, post(body)))
     assert status == 400 and "deeper than 32" in json.loads(data)["error"]
 
 
+@one_process_only
 @pytest.mark.parametrize("metadata", ["0", "false", '""', "[]", "1.5", '"x"'])
 def test_metadata_that_is_not_an_object_is_a_400_naming_it(server, metadata):
     body = b'{"type": "shock", "metadata": ' + metadata.encode() + b"}"
@@ -88,6 +153,7 @@ def test_metadata_that_is_not_an_object_is_a_400_naming_it(server, metadata):
     assert len(server.event_queue) == 0
 
 
+@one_process_only
 def test_null_or_absent_metadata_is_no_metadata(server):
     for body in (b'{"type": "shock", "metadata": null}', b'{"type": "shock"}'):
         status, _, _ = parse(exchange(server, post(body)))
@@ -95,6 +161,7 @@ def test_null_or_absent_metadata_is_no_metadata(server):
     assert len(server.event_queue) == 2
 
 
+@one_process_only
 def test_a_truncated_body_is_refused_not_accepted(server):
     body = b'{"type": "shock"}'
     raw = post(body + b"   ", length=len(body) + 40)  # promises 40 more bytes, then closes
@@ -104,6 +171,7 @@ def test_a_truncated_body_is_refused_not_accepted(server):
     assert len(server.event_queue) == 0
 
 
+@one_process_only
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
 def test_post_event_needs_a_json_content_type(server, content_type):
     status, headers, data = parse(exchange(server, post(b'{"type": "shock"}', content_type)))
@@ -166,6 +234,7 @@ def test_a_body_on_a_get_or_404_is_not_a_second_request(server, first):
     assert len(got) == 1 and 405 not in got, got
 
 
+@one_process_only
 @pytest.mark.parametrize("lengths", [[b"16", b"16"], [b"16", b"3"], [b"+16"], [b"1_6"], [b"0x10"],
                                      [b"-1"]])
 def test_ambiguous_content_lengths_are_a_400_and_close(server, lengths):
@@ -178,6 +247,7 @@ def test_ambiguous_content_lengths_are_a_400_and_close(server, lengths):
     assert len(server.event_queue) == 0
 
 
+@one_process_only
 def test_chunked_bodies_are_refused_with_501_and_close(server):
     raw = (b"POST /event HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
            b"Transfer-Encoding: chunked\r\n\r\n11\r\n{\"type\": \"shock\"}\r\n0\r\n\r\n"

@@ -281,7 +281,9 @@ def main(argv: list[str] | None = None) -> int:
                      else (server.api.etag_prefix, server.api.default_status_body))
         bridge = OriginBridge(args.redis, keys, manager, run, body, state.caps, queue,
                               args.redis_retention, args.redis_max_rate).start()
-        late_health.attach(bridge.health)  # /health of the one-process server (workers: logs)
+        late_health.attach(bridge.health)  # /health of the one-process server
+        if shared is not None:
+            shared.writer.bridge_health = bridge.health  # the workers' /health, via the meta
     loop_thread.start()
     log.info("Life API listening on %s (tick %.3g s, snapshots every %d ticks in %s%s)",
              url, args.tick_interval, args.snapshot_period, data_dir / "snapshots",

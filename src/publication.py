@@ -39,7 +39,7 @@ from src.state.status import status_view
 from src.state.vitals import VITAL_FIELDS, VITAL_NAMES, SubjectiveTimeParams, VitalValues
 
 __all__ = ["PublicationWriter", "PublicationReader", "PublishedState", "SharedState",
-           "META_FIELDS", "SHM_NAME_ENV", "segment_names", "PublicationBusy",
+           "META_FIELDS", "BRIDGE_ROLES", "SHM_NAME_ENV", "segment_names", "PublicationBusy",
            "DEFAULT_CAPACITY"]
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,14 @@ META_FIELDS: tuple[Field, ...] = (
     Field("events_dropped", int, default=0, min=0),
     Field("workers", int, default=0, min=0),
     Field("run_id", int, default=0, min=0),
+    # The Redis bridge, refreshed by the publisher thread even while no new
+    # snapshot comes (a follower cut off from Redis gets none):
+    Field("bridge_role", int, default=0, min=0, max=2),        # BRIDGE_ROLES
+    Field("bridge_connected", int, default=0, min=0, max=1),
+    Field("bridge_version", int, default=0, min=0),            # last mirrored / followed
+    Field("bridge_lag", float, default=0.0, min=0.0),          # seconds
 )
+BRIDGE_ROLES = ("none", "origin", "follower")
 _ALL_FIELDS = VITAL_FIELDS + META_FIELDS
 _N_VITALS = len(VITAL_FIELDS)
 _FULL_LIMITS = {key: MAX_LIMIT for key in LIMIT_KEYS}
@@ -115,6 +122,9 @@ class PublicationWriter:
         self.workers = workers
         self.queue_capacity = queue_capacity
         self.published = 0  # snapshots published
+        # The Redis bridge's ``health()`` (src.bridge), set once it runs: its
+        # state reaches the workers' /health and POST /event through the meta fields.
+        self.bridge_health: Any = None
 
     def publish(self, snapshot: StateSnapshot, queue_depth: int = 0,
                 events_dropped: int = 0) -> None:
@@ -133,8 +143,25 @@ class PublicationWriter:
         self._status.publish(body, version)
         self._vitals.write_tuple(tuple(snapshot.vitals) + (
             version, snapshot.published_at, queue_depth, self.queue_capacity,
-            events_dropped, self.workers, run_id))
+            events_dropped, self.workers, run_id) + self._bridge_fields())
         self.published += 1
+
+    def _bridge_fields(self) -> tuple[int, int, int, float]:
+        health = self.bridge_health
+        if health is None:
+            return (0, 0, 0, 0.0)
+        h = health()
+        role = BRIDGE_ROLES.index(h.get("role", "none"))
+        version = h.get("last_version_mirrored") if role == 1 else h.get("version")
+        lag = h.get("last_lag_s") if role == 1 else h.get("lag_s")
+        return (role, int(bool(h.get("connected"))), int(version or 0), float(lag or 0.0))
+
+    def publish_bridge(self) -> None:
+        """Refresh the bridge's fields alone (between snapshots)."""
+        if self.bridge_health is not None:
+            role, connected, version, lag = self._bridge_fields()
+            self._vitals.write(bridge_role=role, bridge_connected=connected,
+                               bridge_version=version, bridge_lag=lag)
 
     def close(self) -> None:
         """Remove the segments' names and give up the writer role."""
@@ -158,6 +185,10 @@ class PublishedState:
     events_dropped: int
     workers: int
     run_id: int
+    bridge_role: int
+    bridge_connected: int
+    bridge_version: int
+    bridge_lag: float
 
     @property
     def tick(self) -> int:
@@ -274,6 +305,10 @@ class PublisherThread:
         while not self._stop.is_set():
             snapshot = self.manager.wait_for_update(version, 0.2)
             if snapshot is None:
+                try:
+                    self.writer.publish_bridge()  # Redis may come and go between snapshots
+                except Exception:
+                    log.exception("publishing the bridge's state failed")
                 continue
             version = snapshot.version
             try:

@@ -25,7 +25,7 @@ from typing import Any
 
 from src.environment.event import Event
 from src.event_channel import ChannelDown, ChannelFull, EventSender
-from src.publication import PublicationReader
+from src.publication import BRIDGE_ROLES, PublicationReader
 from src.state.snapshot_manager import StateSnapshotManager
 from src.state.status import status_view
 
@@ -107,6 +107,8 @@ class SharedLifeApi(LifeApi):
                                 "workers": meta.workers, "loop_alive": alive,
                                 "queue_depth": meta.queue_depth,
                                 "events_dropped": meta.events_dropped}
+        if meta.bridge_role:
+            body["redis"] = _bridge_block(meta)
         if meta.snapshot_version == 0:
             body.update(status="starting" if alive else "stalled", tick=None,
                         last_tick_age_s=None, ticks_per_second=None)
@@ -125,6 +127,11 @@ class SharedLifeApi(LifeApi):
         if sender is None:
             raise BadRequest(HTTPStatus.SERVICE_UNAVAILABLE, "no event queue is configured")
         meta = self.reader.state()
+        if BRIDGE_ROLES[meta.bridge_role] == "follower" and not meta.bridge_connected:
+            # A follower's events go to the origin through Redis: none can cross now.
+            raise BadRequest(HTTPStatus.SERVICE_UNAVAILABLE,
+                             "the Redis event stream is unreachable; retry later",
+                             {"Retry-After": "1"})
         if meta.queue_capacity and meta.queue_depth >= meta.queue_capacity:
             raise BadRequest(HTTPStatus.SERVICE_UNAVAILABLE,
                              "the event queue is full; retry later", {"Retry-After": "1"})
@@ -141,3 +148,16 @@ class SharedLifeApi(LifeApi):
         return (HTTPStatus.ACCEPTED,
                 json_bytes({"accepted": True, "type": event.type, "intensity": event.intensity,
                             "queue_depth": meta.queue_depth + 1}), {})
+
+
+def _bridge_block(meta: Any) -> dict[str, Any]:
+    """The ``redis`` block of a worker's /health, from what the main process published."""
+    role = BRIDGE_ROLES[meta.bridge_role]
+    connected = bool(meta.bridge_connected)
+    block: dict[str, Any] = {"role": role, "connected": connected,
+                             "status": "ok" if connected else "disconnected"}
+    if role == "origin":
+        block.update(last_version_mirrored=meta.bridge_version, last_lag_s=meta.bridge_lag)
+    else:
+        block.update(version=meta.bridge_version, lag_s=meta.bridge_lag)
+    return block

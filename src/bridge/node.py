@@ -237,6 +237,9 @@ def _follow_with_workers(args: argparse.Namespace, url: str, keys: Keys,
         sink.close()
         return 2
     follower = RedisFollower(url, keys, manager.publish_mirrored)
+    # Its state reaches the workers (their /health; POST /event is a 503 while
+    # Redis is unreachable) through the publication's meta fields.
+    shared.writer.bridge_health = follower.health
     follower.start()
     log.info("Life follower: %d worker processes on %s, following %s (prefix %r)",
              args.workers, shared.url, mask_url(url), keys.prefix)

@@ -157,6 +157,20 @@ def test_origin_and_follower_with_two_workers_each(tmp_path, redis_server, nodes
           "the origin's state holds the event POSTed on a follower worker")
     until(lambda: b'"sound"' in f.get("/status?events_limit=10")[2], 10,
           "the follower's workers serve it")
+    # The bridge's state reaches every worker's /health through the shared meta.
+    oh = until(lambda: (lambda b: b if b.get("redis", {}).get("last_version_mirrored") else None)(
+        o.health()), 10, "the origin's workers report what was mirrored")
+    assert oh["redis"]["role"] == "origin" and oh["redis"]["connected"] is True
+    fh = until(lambda: (lambda b: b if b.get("redis", {}).get("version") else None)(f.health()),
+               10, "the follower's workers report the version followed")
+    assert fh["redis"]["role"] == "follower" and fh["redis"]["connected"] is True
+    # Redis gone: a follower worker says so, and refuses events it cannot pass on.
+    redis_server.stop()
+    until(lambda: f.health()["redis"]["connected"] is False, 10,
+          "the follower's workers report Redis lost")
+    status, h, body = request(f.port, "/event", {"type": "shock"})
+    assert status == 503 and h.get("retry-after") and b"unreachable" in body
+    assert f.get("/status")[0] == 200  # still serving the last version
     for node in (f, o):
         assert node.stop() == 0, node.log.read_text()[-2000:]
 

@@ -235,6 +235,20 @@ def main(argv: list[str] | None = None) -> int:
     loop_thread = threading.Thread(target=loop_body, name="life-loop")
     stall_after = max(5.0, 5 * args.tick_interval)
     shared: SharedServing | None = None
+    # A signal handler may only record the signal: `stop.set()` takes the
+    # Event's lock, and a second signal arriving while the first handler holds
+    # it would block the main thread on its own lock for ever.  The wake-up fd
+    # makes the main thread's select() return at once; it then stops the rest.
+    # Installed before anything starts: a signal during start-up (the segments
+    # exist, the port is bound) still ends in an orderly stop.
+    signals: list[int] = []
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    if on_main_thread:
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, frame: signals.append(signum))
     late_health = None if keys is None else LateHealth("origin")  # the bridge needs the server
     try:
         if args.workers is not None:
@@ -258,22 +272,14 @@ def main(argv: list[str] | None = None) -> int:
             url = server.url
     except (OSError, PublicationBusy) as exc:
         log.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
+        if on_main_thread:
+            signal.set_wakeup_fd(-1)
+        os.close(wake_r)
+        os.close(wake_w)
         persistence.close(FLUSH_TIMEOUT)
         data_lock.close()
         return 2
 
-    # A signal handler may only record the signal: `stop.set()` takes the
-    # Event's lock, and a second signal arriving while the first handler holds
-    # it would block the main thread on its own lock for ever.  The wake-up fd
-    # makes the main thread's select() return at once; it then stops the rest.
-    signals: list[int] = []
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    if on_main_thread:
-        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda signum, frame: signals.append(signum))
     bridge = None
     if keys is not None and late_health is not None:
         # The run tag is what this origin's readers put in their ETags.

@@ -49,12 +49,12 @@ def loop(tmp_path):
 
 
 @pytest.fixture(params=sorted(SERVERS))
-def served(request, loop, tmp_path):
+def served(request, tmp_path):
     server = request.param
     if importlib.util.find_spec(server) is None:
         pytest.skip(f"{server} is not installed for this interpreter (the `serve` extra "
                     "could not install here)")
-    name, _ = loop
+    name, _ = request.getfixturevalue("loop")  # only once the server is there
     port = free_port()
     env = dict(os.environ, LIFE_SHM_NAME=name,
                PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH")])))

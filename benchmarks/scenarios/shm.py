@@ -9,15 +9,22 @@ Every reader is a process of its own, the writer another one:
 - `multiprocessing.Manager().dict()`: one consistent read is one `copy()` round trip;
 - `SharedBytes.read` of a new 10 KB / 1 MB body per version against receiving the
   same body through a pipe.
-UltraDict and Redis are not measured here (not installed on these machines).
+- a Redis `GET` of the 8 fields packed with `struct`, from a `redis-server` this
+  scenario starts on a free loopback port (where `redis-server` and the `redis`
+  client are installed: the `redis` extra and Debian's package).
+UltraDict is not measured (not installable here).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
+import struct
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -162,6 +169,45 @@ def _manager(s: dict[str, Any]) -> float:
         return s["seconds"] / n * 1e9
 
 
+def _redis(s: dict[str, Any]) -> float | str:
+    """ns per consistent read of 8 packed floats through a local redis-server, or why not."""
+    server_bin = shutil.which("redis-server")
+    try:
+        import redis
+    except ImportError:
+        return "the redis client is not installed (pip install -e '.[redis]')"
+    if server_bin is None:
+        return "redis-server is not installed (apt-get install redis-server)"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="csnap-bench-redis-") as folder:
+        server = subprocess.Popen([server_bin, "--port", str(port), "--bind", "127.0.0.1",
+                                   "--save", "", "--appendonly", "no", "--dir", folder],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            client = redis.Redis(host="127.0.0.1", port=port)
+            deadline = time.monotonic() + 10
+            while True:  # bounded: the server answers PING once it listens
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        return "redis-server did not answer within 10 s"
+                    time.sleep(0.02)
+            client.set("vitals", struct.pack("8d", *range(8)))
+            n, end = 0, time.perf_counter() + s["seconds"]
+            while time.perf_counter() < end:
+                struct.unpack("8d", client.get("vitals"))  # type: ignore[arg-type]
+                n += 1
+            client.close()
+            return s["seconds"] / n * 1e9
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
 def _bytes(s: dict[str, Any]) -> list[dict[str, Any]]:
     from csnapshot import SharedBytes
     rows = []
@@ -197,8 +243,8 @@ def _write_all(fd: int, data: bytes | bytearray) -> None:
 
 def run(ctx) -> dict[str, Any]:
     s = _settings(ctx.quick)
-    return {"vitals": _vitals(ctx, s), "manager_ns": _manager(s), "bytes": _bytes(s),
-            "settings": s}
+    return {"vitals": _vitals(ctx, s), "manager_ns": _manager(s), "redis_ns": _redis(s),
+            "bytes": _bytes(s), "settings": s}
 
 
 def _med(row: dict[str, Any], key: str) -> float:
@@ -213,7 +259,8 @@ def summary(data: dict[str, Any]) -> list[str]:
                    f"{F.num(_med(one[1000.0], 'py_ns'))} ns (writer 1 kHz), "
                    f"{F.num(_med(one[0.0], 'py_ns'))} ns (flat out); nogil C "
                    f"{F.num(_med(one[1000.0], 'c_ns'))} ns; Manager().dict() "
-                   f"{F.num(data['manager_ns'])} ns")
+                   f"{F.num(data['manager_ns'])} ns; Redis GET "
+                   f"{_redis_text(data.get('redis_ns'))}")
     torn = sum(r["mp_torn"] for row in data["vitals"] for r in row["per_reader"])
     ctorn = sum(r["c_torn"] for row in data["vitals"] for r in row["per_reader"])
     out.append(f"torn reads: csnapshot {ctorn}, shared_memory + struct {torn:,}")
@@ -237,7 +284,13 @@ def markdown(data: dict[str, Any], ctx) -> str:
                         f"{F.num(r['pipe_ns'] / 1000)} µs |" for r in data["bytes"])
     return (f"Medians per reader process. `multiprocessing.Manager().dict()`: one consistent "
             f"read (`copy()`) {F.num(data['manager_ns'])} ns.\n\n{table}\n\n{btable}\n\n"
-            "UltraDict and Redis: not measured (not installed here).\n")
+            f"A Redis `GET` + `struct.unpack` of the same 8 fields from a local "
+            f"redis-server: {_redis_text(data.get('redis_ns'))}. UltraDict: not measured "
+            "(not installable here).\n")
+
+
+def _redis_text(value: Any) -> str:
+    return f"{F.num(value)} ns" if isinstance(value, (int, float)) else f"not measured ({value})"
 
 
 def charts(data: dict[str, Any], ctx) -> list:

@@ -15,8 +15,6 @@ import ipaddress
 import logging
 import math
 import os
-import select
-import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +34,7 @@ from src.state.persistence import (MAX_SNAPSHOT_BYTES_DEFAULT, FinalSaveError,
                                    SnapshotPersistence, load_latest)
 from src.publication import SHM_NAME_ENV, PublicationBusy
 from src.serving import SharedServing, default_shm_name
+from src.signals import StopSignals
 from src.state.snapshot_manager import StateSnapshotManager
 
 __all__ = ["main", "build_parser", "TOKEN_ENV"]
@@ -235,20 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     loop_thread = threading.Thread(target=loop_body, name="life-loop")
     stall_after = max(5.0, 5 * args.tick_interval)
     shared: SharedServing | None = None
-    # A signal handler may only record the signal: `stop.set()` takes the
-    # Event's lock, and a second signal arriving while the first handler holds
-    # it would block the main thread on its own lock for ever.  The wake-up fd
-    # makes the main thread's select() return at once; it then stops the rest.
-    # Installed before anything starts: a signal during start-up (the segments
-    # exist, the port is bound) still ends in an orderly stop.
-    signals: list[int] = []
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    if on_main_thread:
-        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda signum, frame: signals.append(signum))
+    stop_signals = StopSignals()  # first: a signal during start-up is an orderly stop
     late_health = None if keys is None else LateHealth("origin")  # the bridge needs the server
     try:
         if args.workers is not None:
@@ -272,10 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             url = server.url
     except (OSError, PublicationBusy) as exc:
         log.error("cannot listen on %s:%s: %s", args.host, args.port, exc)
-        if on_main_thread:
-            signal.set_wakeup_fd(-1)
-        os.close(wake_r)
-        os.close(wake_w)
+        stop_signals.close()
         persistence.close(FLUSH_TIMEOUT)
         data_lock.close()
         return 2
@@ -295,15 +278,11 @@ def main(argv: list[str] | None = None) -> int:
              url, args.tick_interval, args.snapshot_period, data_dir / "snapshots",
              ", POST needs a token" if token else "")
     try:
-        while not signals and not stop.is_set():  # the loop sets `stop` if it dies
-            select.select([wake_r], [], [], 0.5)
-        if signals:
-            log.info("received %s: stopping", signal.Signals(signals[0]).name)
+        received = stop_signals.wait(until=stop.is_set)  # the loop sets `stop` if it dies
+        if received:
+            log.info("received %s: stopping", received)
     finally:
-        if on_main_thread:
-            signal.set_wakeup_fd(-1)
-        os.close(wake_r)
-        os.close(wake_w)
+        stop_signals.close()
         if shared is not None:
             shared.stop_workers()  # the workers first: then the loop, then the final snapshot
         stop.set()

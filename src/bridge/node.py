@@ -14,10 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import select
-import signal
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +23,7 @@ from src.api.errors import json_bytes
 from src.api.routes import LifeApi
 from src.api.server import start_api_server
 from src.environment.event_queue import EventQueue, EventSinkUnavailable
+from src.signals import StopSignals
 from src.state.snapshot_manager import StateSnapshot, StateSnapshotManager
 from src.state.status import status_view
 
@@ -254,21 +251,9 @@ def _follow_with_workers(args: argparse.Namespace, url: str, keys: Keys,
 
 
 def _wait_for_signal() -> None:
-    """Until SIGINT/SIGTERM (the handler only records it; see src.cli)."""
-    signals: list[int] = []
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    if on_main_thread:
-        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda signum, frame: signals.append(signum))
+    """Until SIGINT/SIGTERM (src.signals: the handler only records it)."""
+    stop_signals = StopSignals()
     try:
-        while not signals:
-            select.select([wake_r], [], [], 0.5)
-        log.info("received %s: stopping", signal.Signals(signals[0]).name)
+        log.info("received %s: stopping", stop_signals.wait())
     finally:
-        if on_main_thread:
-            signal.set_wakeup_fd(-1)
-        os.close(wake_r)
-        os.close(wake_w)
+        stop_signals.close()

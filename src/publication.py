@@ -156,12 +156,14 @@ class PublicationWriter:
         lag = h.get("last_lag_s") if role == 1 else h.get("lag_s")
         return (role, int(bool(h.get("connected"))), int(version or 0), float(lag or 0.0))
 
-    def publish_bridge(self) -> None:
-        """Refresh the bridge's fields alone (between snapshots)."""
+    def publish_bridge(self, queue_depth: int = 0) -> None:
+        """Refresh the bridge's fields and the queue's depth alone (between snapshots)."""
         if self.bridge_health is not None:
             role, connected, version, lag = self._bridge_fields()
             self._vitals.write(bridge_role=role, bridge_connected=connected,
-                               bridge_version=version, bridge_lag=lag)
+                               bridge_version=version, bridge_lag=lag,
+                               queue_depth=queue_depth, queue_capacity=self.queue_capacity,
+                               workers=self.workers)
 
     def close(self) -> None:
         """Remove the segments' names and give up the writer role."""
@@ -306,7 +308,8 @@ class PublisherThread:
             snapshot = self.manager.wait_for_update(version, 0.2)
             if snapshot is None:
                 try:
-                    self.writer.publish_bridge()  # Redis may come and go between snapshots
+                    # Redis may come and go between snapshots, a follower's stream drain.
+                    self.writer.publish_bridge(0 if self.queue is None else len(self.queue))
                 except Exception:
                     log.exception("publishing the bridge's state failed")
                 continue

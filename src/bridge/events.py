@@ -86,7 +86,15 @@ class RedisEventSink:
         return True
 
     def __len__(self) -> int:
-        """The stream's length at the last push (the origin's backlog then)."""
+        """The stream's length at the last push or refresh (the origin's backlog then)."""
+        return self._depth
+
+    def refresh_depth(self) -> int:
+        """Ask Redis for the stream's length now (the origin drains it); the last one if down."""
+        try:
+            self._depth = int(self._client.xlen(self._keys.events))
+        except self._redis.RedisError:
+            pass
         return self._depth
 
     @property

@@ -163,6 +163,7 @@ class _ChannelSink:
     def __init__(self, sink: RedisEventSink) -> None:
         self._sink = sink
         self.maxsize = sink.maxsize
+        self._looked_at = 0.0
 
     def push(self, event: Any) -> bool:
         try:
@@ -171,6 +172,12 @@ class _ChannelSink:
             return False  # counted in `dropped`, logged by the sink (rate-limited)
 
     def __len__(self) -> int:
+        # The publisher thread asks this for the workers' "queue full" check; the
+        # stream only shrinks as the origin drains it, so look (at most 5 times/s).
+        now = time.monotonic()
+        if now - self._looked_at >= 0.2:
+            self._looked_at = now
+            return self._sink.refresh_depth()
         return len(self._sink)
 
     @property

@@ -207,6 +207,29 @@ def test_a_full_or_unreachable_event_stream_is_a_503(tmp_path, redis_server, nod
     assert status == 503 and h.get("retry-after") and b"reached" in body
 
 
+@pytest.mark.slow
+def test_a_follower_workers_full_event_stream_is_a_503_until_it_drains(
+        tmp_path, redis_server, nodes):
+    f = follower(tmp_path, nodes, redis_server.url, "--workers", "2", "--redis-events-max", "2",
+                 "--redis-prefix", "lonely")  # no origin drains it: the test does
+    client = redis_server.client()
+    accepted = []
+
+    def refused_as_full():
+        status, h, body = request(f.port, "/event", {"type": "shock"})
+        if status == 202:
+            accepted.append(1)
+            return False
+        assert status == 503 and h.get("retry-after"), (status, body)
+        return b"full" in body
+    until(refused_as_full, 10, "a worker refuses events once the stream is full")
+    assert len(accepted) >= 2 and client.xlen("lonely:events") == 2
+    client.delete("lonely:events")  # the origin's drain, by hand
+    until(lambda: request(f.port, "/event", {"type": "shock"})[0] == 202, 10,
+          "the workers accept events again once the stream drained")
+    assert f.stop() == 0, f.log.read_text()[-2000:]
+
+
 def _tick_rate(node, seconds):
     t0, k0 = time.monotonic(), int(node.get("/status")[1]["x-life-tick"])
     time.sleep(seconds)  # a measuring window, not a synchronisation

@@ -6,7 +6,6 @@
 - `publisher.py` `RedisPublisher`: the origin's thread writing the latest version (latest wins).
 - `follower.py` `RedisFollower`: a follower's thread following the stream (monotonic versions).
 - `events.py`: follower events to the origin through a bounded stream (sink and drain).
-- `ratelog.py`: repeated failures logged once per period.
 - `node.py`: the command's flags, an origin's bridge, a whole follower node.
 
 Reference: docs/components/redis-bridge.md.

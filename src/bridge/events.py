@@ -28,7 +28,7 @@ from src.environment.event import Event
 from src.environment.event_queue import EventQueue, EventSinkUnavailable
 
 from .connection import Keys, connect, import_redis, mask_url
-from .ratelog import RateLimitedLog
+from src.ratelog import RateLimitedLog
 
 __all__ = ["RedisEventSink", "RedisEventDrain", "DEFAULT_EVENTS_MAX"]
 

@@ -37,7 +37,7 @@ from .codec import Header, decode_header
 from .connection import Keys, connect, import_redis, mask_url
 from .mirror import MirroredSnapshot
 from .publisher import HEARTBEAT_TTL
-from .ratelog import RateLimitedLog
+from src.ratelog import RateLimitedLog
 
 __all__ = ["RedisFollower", "BLOCK"]
 

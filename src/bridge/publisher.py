@@ -36,7 +36,7 @@ from src.state.snapshot_manager import StateSnapshot, StateSnapshotManager
 
 from .codec import EntryEncoder
 from .connection import Keys, connect, import_redis, mask_url
-from .ratelog import RateLimitedLog
+from src.ratelog import RateLimitedLog
 
 __all__ = ["RedisPublisher", "DEFAULT_RETENTION", "HEARTBEAT", "HEARTBEAT_TTL"]
 

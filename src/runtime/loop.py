@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from src.environment.generator import EventGenerator
+from src.ratelog import RateLimitedLog
 from src.state.persistence import PersistenceStats, SnapshotPersistence
 from src.state.self_state import SelfState
 from src.state.snapshot_manager import StateSnapshot, StateSnapshotManager
@@ -134,28 +135,6 @@ class LoopSummary:
     persistence: PersistenceStats | None
 
 
-class _ErrorLog:
-    """Tracebacks logged at most once per second per kind; the rest are counted."""
-
-    __slots__ = ("_next", "_muted")
-
-    def __init__(self) -> None:
-        self._next: dict[str, float] = {}
-        self._muted: dict[str, int] = {}
-
-    def exception(self, kind: str, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        if now < self._next.get(kind, 0.0):
-            self._muted[kind] = self._muted.get(kind, 0) + 1
-            return
-        muted = self._muted.pop(kind, 0)
-        if muted:
-            msg += " (%d more since the last report)"
-            args += (muted,)
-        logger.error(msg, *args, exc_info=True)
-        self._next[kind] = now + 1.0
-
-
 def run_loop(self_state: SelfState,
              config: LoopConfig | None = None,
              *,
@@ -212,7 +191,7 @@ def run_loop(self_state: SelfState,
         persistence.start()
 
     ticker = Ticker(self_state, event_queue, generator, cfg.clock, cfg.wall_clock)
-    errors = _ErrorLog()
+    errors = RateLimitedLog(logger, period=1.0)  # tracebacks at most once a second per kind
     n_ticks = n_errors = n_monitor_errors = 0
     last_submitted = -1
     final: StateSnapshot | None = None
@@ -227,19 +206,20 @@ def run_loop(self_state: SelfState,
                 ticker.tick()
             except Exception:
                 n_errors += 1
-                errors.exception("tick", "a tick failed (the state is at tick %d)",
-                                 self_state.ticks)
+                errors.log(logging.ERROR, "tick", "a tick failed (the state is at tick %d)",
+                           self_state.ticks, exc_info=True)
                 try:
                     self_state.apply_delta({"integrity": -TICK_ERROR_INTEGRITY_COST})
                 except Exception:
-                    errors.exception("penalty", "could not apply the tick-error penalty")
+                    errors.log(logging.ERROR, "penalty", "could not apply the tick-error penalty",
+                               exc_info=True)
             n_ticks += 1
             if monitor is not None:
                 try:
                     monitor(self_state)
                 except Exception:
                     n_monitor_errors += 1
-                    errors.exception("monitor", "monitor %r failed", monitor)
+                    errors.log(logging.ERROR, "monitor", "monitor %r failed", monitor, exc_info=True)
             try:
                 snapshot = manager.update_snapshot(self_state)
                 if persistence is not None and snapshot.tick % snapshot_period == 0 \
@@ -248,7 +228,8 @@ def run_loop(self_state: SelfState,
                     last_submitted = snapshot.tick
             except Exception:
                 n_errors += 1
-                errors.exception("publish", "publishing tick %d failed", self_state.ticks)
+                errors.log(logging.ERROR, "publish", "publishing tick %d failed", self_state.ticks,
+                           exc_info=True)
             if tick_interval > 0:
                 remaining = tick_interval - (monotonic() - started)
                 if remaining > 0:

@@ -1,4 +1,4 @@
-"""`RateLimitedLog`: a failure that repeats (Redis down) logged once per period, the rest counted."""
+"""`RateLimitedLog`: a failure that repeats (a tick error, Redis down) logged once per period, the rest counted."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ __all__ = ["RateLimitedLog"]
 class RateLimitedLog:
     """Logs a kind of message at most once per `period` seconds; the repeats are counted.
 
-    One owner thread per instance (each bridge thread has its own), so no lock.
+    One owner thread per instance (the loop, each bridge thread), so no lock.
     """
 
     __slots__ = ("_logger", "_period", "_next", "_muted")
@@ -22,7 +22,8 @@ class RateLimitedLog:
         self._next: dict[str, float] = {}
         self._muted: dict[str, int] = {}
 
-    def log(self, level: int, kind: str, msg: str, *args: object) -> None:
+    def log(self, level: int, kind: str, msg: str, *args: object,
+            exc_info: bool = False) -> None:
         now = time.monotonic()
         if now < self._next.get(kind, 0.0):
             self._muted[kind] = self._muted.get(kind, 0) + 1
@@ -31,7 +32,7 @@ class RateLimitedLog:
         if muted:
             msg += " (%d more since the last report)"
             args += (muted,)
-        self._logger.log(level, msg, *args)
+        self._logger.log(level, msg, *args, exc_info=exc_info)
         self._next[kind] = now + self._period
 
     def reset(self, kind: str) -> None:

@@ -12,11 +12,13 @@ from csnapshot._seqlock cimport csnap_record, csnap_slot_info
 
 cdef class _Memo:
     # The boxed values of one consistent read, and the counter it was read at.
-    # Immutable once published, so any thread may use it while it holds a
-    # reference.
+    # seq, uid and values are immutable once published, so any thread may use
+    # them while it holds a reference; `taken` is only a hint (set under the
+    # GIL, or by the one thread that owns a per-thread memo).
     cdef uint64_t seq
     cdef uint64_t uid      # the record it belongs to (per-thread memos only)
     cdef tuple values
+    cdef bint taken        # GIL builds: a reader returned it (so the writer boxes the next)
 
 
 cdef class Vitals:
@@ -47,6 +49,7 @@ cdef class Vitals:
     cdef int _convert(self, uint32_t i, object value, bint delta, uint64_t *out) except -1
     cdef _apply_dict(self, dict values, bint delta)
     cdef int _commit(self, Py_ssize_t n, uint32_t *idx, uint64_t *bits, bint delta) except -1
+    cdef int _leave_memo(self, uint64_t seq, uint64_t *bits) except -1
 
 
 cdef inline csnap_record *vitals_record(Vitals v) noexcept:

@@ -246,6 +246,7 @@ cdef class Vitals:
         # right after it, so the memo is the state that write started from
         # (a read overlapping a write may return the state before it).
         if m is not None and (m.seq == s or ((s & 1) and m.seq + 1 == s)):
+            m.taken = True
             return m.values
         return self._fresh().values
 
@@ -255,6 +256,7 @@ cdef class Vitals:
         cdef _Memo m = self._memo()
         if m is None or not (m.seq == s or ((s & 1) and m.seq + 1 == s)):
             m = self._fresh()
+        m.taken = True
         return (m.seq >> 1, m.values)
 
     def read(self):
@@ -340,6 +342,7 @@ cdef class Vitals:
     cdef _Memo _fresh(self):
         # Read and box the current values, and publish them as the memo.
         cdef _Memo m = self._read_memo()
+        m.taken = True
         self._keep_memo(m)
         return m
 
@@ -495,6 +498,19 @@ cdef class Vitals:
         cdef Py_ssize_t k
         cdef uint32_t i
         cdef double total
+        # GIL builds, while readers are reading (they took the current memo):
+        # the writer leaves them the new values boxed (below), so the first
+        # read after a write is a memo hit instead of a reader boxing a copy
+        # while the writer may already be in its next section.  Without
+        # readers a write boxes nothing.  The buffer is taken before the
+        # section, which must not allocate.  (Free-threaded builds keep a memo
+        # per reader thread, which the writer cannot fill.)
+        cdef _Buffers after
+        cdef _Scratch keep = None
+        cdef bint leave = (not CSNAP_FREE_THREADED
+                           and (<_Memo>csnap_cell_load(self._memo_box)).taken)
+        if leave:
+            keep = _buffers(&after, self._n)
         if not csnap_write_try_begin(rec, &seq):
             # Another writer holds the section: wait for it without the GIL
             # (it may be a Python thread that needs the GIL to finish).
@@ -527,7 +543,27 @@ cdef class Vitals:
                     &info[i], csnap_bits_i64(csnap_write_peek_bits(rec, i)), csnap_bits_i64(bits[k]))))
             else:
                 csnap_store_f64(rec, i, csnap_bits_f64(bits[k]))  # the sum, made above
+        if leave:
+            # The section holder's own view of every slot: nobody else stores now.
+            for i in range(<uint32_t>self._n):
+                after.bits[i] = csnap_write_peek_bits(rec, i)
         csnap_write_end(rec, seq)
+        if leave:
+            self._leave_memo(seq + 1, after.bits)
+        return 0
+
+    cdef int _leave_memo(self, uint64_t seq, uint64_t *bits) except -1:
+        # The memo of the version this writer just closed (seq, even).  The write
+        # has happened: a failure to box it only costs readers a fresh read.
+        cdef _Memo m
+        try:
+            m = _Memo.__new__(_Memo)
+            m.seq = seq
+            m.uid = csnap_u64_load_relaxed(&self._uid)
+            m.values = self._box(bits)
+        except MemoryError:
+            return 0
+        self._keep_memo(m)
         return 0
 
     # ---- copying, pickling, repr ----------------------------------------

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import csnapshot
-from csnapshot import Field, StalledWriterError, _native_vitals
+from csnapshot import Field, StalledWriterError, _harness, _native_vitals
 
 
 def test_core_is_a_compiled_shared_library():
@@ -82,14 +82,42 @@ def test_reader_during_open_section_gets_the_state_before_it():
 
 def test_reader_of_stale_memo_raises_after_timeout_when_writer_stalls():
     v = csnapshot.Vitals([Field("a")], timeout=0.1)
-    v.write(a=1.0)  # memo is stale: no read since this write
+    v.write(a=1.0)   # a Python write leaves readers its memo ...
+    # ... a native writer's do not: after these, the memo is stale.
+    _harness.run(v, 0, 0.001, "native", 1, 0.0, 1.0)
+    assert v.version > 1
+    current = v.get("a")  # one atomic load: the memo stays stale
     with v._hold_write_section():
         start = time.monotonic()
         with pytest.raises(StalledWriterError, match="stayed open for over 0.1 s"):
             v.read_tuple()
         waited = time.monotonic() - start
     assert 0.1 <= waited < 5.0
-    assert v.read_tuple() == (1.0,)
+    assert v.read_tuple() == (current,)
+
+
+@pytest.mark.skipif(not getattr(sys, "_is_gil_enabled", lambda: True)(),
+                    reason="free-threaded: each reader thread keeps its own memo")
+def test_a_python_write_leaves_readers_its_values_ready_made():
+    # GIL builds: the writer boxes the tuple of the version it closes, so the
+    # first read after it is a memo hit - even while the next section is open
+    # (it would otherwise retry, then wait for the stalled section and raise).
+    v = csnapshot.Vitals([Field("a"), Field("b", int)], timeout=0.1)
+    for write in (lambda: v.write(a=2.0, b=3), lambda: v.apply_delta({"b": 1}),
+                  lambda: v.writer("a")(5.0), lambda: v.write_tuple((6.0, 7))):
+        v.read_tuple()   # a reader is reading: the writer leaves its values
+        write()
+        expected = (v.get("a"), v.get("b"))
+        with v._hold_write_section():
+            first = v.read_tuple()
+            assert v.read_versioned() == (v.version, first)
+        assert first == expected
+        assert v.read_tuple() is first
+    # With nobody reading, a write boxes nothing: the memo is the last one read.
+    quiet = csnapshot.Vitals([Field("a")], timeout=0.1)
+    quiet.write(a=1.0)
+    with quiet._hold_write_section(), pytest.raises(StalledWriterError):
+        quiet.read_tuple()
 
 
 def test_reader_comes_back_through_fallback_when_writer_resumes():

@@ -186,6 +186,26 @@ class LogView(Sequence[T]):
             return _collect(root, shift, tail, toff, start, end)
         return self.last(limit)
 
+    def chunks(self) -> Iterator[tuple[T, ...]]:
+        """The entries as consecutive tuples, oldest first: O(1) a chunk, none copied whole.
+
+        Every chunk of 32 entries that the view holds whole is one of the log's
+        own immutable tuples - the same object in every later view that still
+        holds it - so a serialiser can keep each one's encoding by identity
+        (holding a reference to the tuple: an id alone can be reused).  The
+        first and the last chunk may be partial: new tuples, as slices are.
+        """
+        root, shift, tail, toff, start, end = self._s
+        a, top = start, min(end, toff)
+        while a < top:
+            j = a & 31
+            k = min(_W, j + top - a)
+            leaf = _leaf(root, shift, a)
+            yield leaf if k - j == _W else leaf[j:k]
+            a += k - j
+        if a < end:
+            yield tail[a - toff:end - toff]
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, (LogView, list, tuple)):
             return NotImplemented

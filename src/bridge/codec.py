@@ -53,19 +53,29 @@ _REUSED = ("recent_events", "memory", "planning", "intelligence", "learning_para
            "adaptation_params", "adaptation_history")
 
 
+# Float histories: a new entry every tick, so never the same view twice, but all of
+# their 32-entry chunks except the newest (and the oldest, being trimmed) are the same
+# tuples from version to version; formatting floats is most of an entry's cost.
+_CHUNKED = ("energy_history", "stability_history")
+
+
 class EntryEncoder:
     """Encodes versions of one state; the JSON of parts unchanged since the last one is reused.
 
-    One publisher thread owns it.  The vitals and the histories (a new entry
-    every tick) are encoded every time; the adaptation history, memory,
-    events and parameters only when they changed - in a live state they are
-    most of the bytes (the adaptation history alone ~half).  The result parses
-    to exactly ``encode_state``'s dict.
+    One publisher thread owns it.  The vitals are encoded every time; the
+    adaptation history, memory, events and parameters only when they changed -
+    in a live state they are most of the bytes (the adaptation history alone
+    ~half); the float histories (a new entry every tick) a chunk at a time,
+    only the chunks that are new or partial (`LogView.chunks`).  The result
+    parses to exactly ``encode_state``'s dict.
     """
 
     def __init__(self, caps: Mapping[str, int]) -> None:
         self._caps = {name: caps[name] for name in _CAP_NAMES}
         self._parts: dict[str, tuple[object, bytes]] = {}
+        # Per history: id(chunk) -> (chunk, its JSON without brackets), for the chunks
+        # of the last version only (the tuple is held, so its id cannot be reused).
+        self._chunks: dict[str, dict[int, tuple[tuple[Any, ...], bytes]]] = {}
 
     def encode(self, snapshot: StateSnapshot, run: str, body: bytes) -> dict[bytes, bytes]:
         """The stream fields of `snapshot` (the publisher's thread, never the loop)."""
@@ -80,12 +90,32 @@ class EntryEncoder:
                 cached = (source, json_bytes(value))
                 self._parts[key] = cached
             reused.append(b'"%s":%s' % (key.encode(), cached[1]))
+        for key in _CHUNKED:
+            del data[key]
+            reused.append(b'"%s":%s' % (key.encode(), self._chunked(key, getattr(frozen, key))))
         state = json_bytes(data)[:-1] + b"," + b",".join(reused) + b"}"
         head = json_bytes({"format": FORMAT, "vitals_version": frozen.vitals_version,
                            "caps": self._caps})
         return {b"v": str(snapshot.version).encode(), b"run": run.encode(),
                 b"t": repr(snapshot.published_at).encode(), b"tick": str(snapshot.tick).encode(),
                 b"body": body, b"state": head[:-1] + b',"state":' + state + b"}"}
+
+
+    def _chunked(self, key: str, view: Any) -> bytes:
+        """The JSON list of `view` (a `LogView`), whole chunks' JSON reused from last time."""
+        known = self._chunks.get(key, {})
+        kept: dict[int, tuple[tuple[Any, ...], bytes]] = {}
+        parts = []
+        for chunk in view.chunks():
+            if not chunk:
+                continue
+            cached = known.get(id(chunk))
+            if cached is None or cached[0] is not chunk:
+                cached = (chunk, json_bytes(chunk)[1:-1])
+            kept[id(chunk)] = cached
+            parts.append(cached[1])
+        self._chunks[key] = kept
+        return b"[" + b",".join(parts) + b"]"
 
 
 def encode_entry(snapshot: StateSnapshot, run: str, body: bytes,

@@ -73,6 +73,23 @@ def build(n: int, maxlen: int | None = None, *, bulk: bool = False) -> tuple[Sna
 
 # ---- LogView reads ---------------------------------------------------------
 
+@pytest.mark.parametrize("n,maxlen", [(0, None), (1, None), (31, None), (32, None), (33, None),
+                                      (1000, None), (1000, 77), (5000, 1000), (64, 40)])
+def test_chunks_are_the_entries_in_order_and_whole_chunks_keep_their_identity(n, maxlen):
+    log, model = build(n, maxlen)
+    before = log.view()
+    chunks = list(before.chunks())
+    assert [e for c in chunks for e in c] == model
+    assert all(isinstance(c, tuple) and 0 < len(c) <= 32 for c in chunks)
+    log.append(entry(n))          # a tick later: the whole chunks still held are the same tuples
+    after = list(log.view().chunks())
+    assert [e for c in after for e in c] == (model + [entry(n)])[-log.maxlen:]
+    # At most one whole chunk (the oldest, trimmed) is not carried over as the same object.
+    kept = {id(c) for c in after if len(c) == 32}
+    whole_before = [c for c in chunks if len(c) == 32]
+    assert sum(id(c) in kept for c in whole_before) >= len(whole_before) - 1
+
+
 @pytest.mark.parametrize("bulk", [False, True], ids=["append", "extend"])
 @pytest.mark.parametrize("n", SIZES)
 def test_view_reads_match_list(n: int, bulk: bool) -> None:

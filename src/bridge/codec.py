@@ -100,15 +100,12 @@ class EntryEncoder:
                 b"t": repr(snapshot.published_at).encode(), b"tick": str(snapshot.tick).encode(),
                 b"body": body, b"state": head[:-1] + b',"state":' + state + b"}"}
 
-
     def _chunked(self, key: str, view: Any) -> bytes:
         """The JSON list of `view` (a `LogView`), whole chunks' JSON reused from last time."""
         known = self._chunks.get(key, {})
         kept: dict[int, tuple[tuple[Any, ...], bytes]] = {}
         parts = []
-        for chunk in view.chunks():
-            if not chunk:
-                continue
+        for chunk in view.chunks():   # never empty
             cached = known.get(id(chunk))
             if cached is None or cached[0] is not chunk:
                 cached = (chunk, json_bytes(chunk)[1:-1])

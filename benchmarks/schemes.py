@@ -131,9 +131,10 @@ class TupleSwap:
 
 class _VitalsScheme:
     cls: type
+    layout = "classic"
 
     def __init__(self) -> None:
-        self.v = self.cls(schema())
+        self.v = self.cls(schema(), layout=self.layout)
         self.read_tuple = self.v.read_tuple
         self.read_dict = self.v.read
         w = self.v.writer("energy", "integrity", "stability")
@@ -157,6 +158,12 @@ class _VitalsScheme:
 class CSnapshot(_VitalsScheme):
     name = "csnapshot.Vitals"
     cls = csnapshot.Vitals
+
+
+class CSnapshotLatch(_VitalsScheme):
+    name = "csnapshot.Vitals (layout=\"latch\")"
+    cls = csnapshot.Vitals
+    layout = "latch"
 
 
 class PyTwin(_VitalsScheme):
@@ -264,4 +271,4 @@ def _rw_scheme(label, factory):
     return RW
 
 
-BASE_SCHEMES = [Plain, Locked, RLocked, TupleSwap, PyTwin, CSnapshot]
+BASE_SCHEMES = [Plain, Locked, RLocked, TupleSwap, PyTwin, CSnapshot, CSnapshotLatch]

@@ -3,6 +3,6 @@
 # handles.  See docs/c-api.md.
 
 from csnapshot._seqlock cimport *
-from csnapshot._vitals cimport Vitals, vitals_record
+from csnapshot._vitals cimport Vitals, vitals_latch, vitals_record
 # The shared-memory handles and their latch (readers in any process).
 from csnapshot._shared cimport SharedBytes, SharedVitals, shared_latch

@@ -30,7 +30,7 @@ from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from csnapshot._seqlock cimport *
-from csnapshot._vitals cimport Vitals
+from csnapshot._vitals cimport Vitals, vitals_latch, vitals_record
 
 import threading
 
@@ -178,6 +178,57 @@ cdef uint64_t writer_loop(csnap_record *rec, uint32_t n, harness_stop *stop,
         for i in range(n):
             csnap_store_bits(rec, i, csnap_f64_bits(k * (i + 1)))
         csnap_write_end(rec, seq)
+        pace.writes += 1
+    return pace.writes
+
+
+cdef void latch_reader_loop(csnap_latch *l, uint32_t n, harness_stop *stop,
+                            int64_t timeout_ns, uint64_t *buf, reader_counts *out) noexcept nogil:
+    # reader_loop on a Vitals(layout="latch"): the same counts, the same
+    # fallback (the writer threads' lock, when a writer overtook every try).
+    cdef csnap_read_stats stats
+    cdef uint64_t seq = 0, last_seq = 0
+    cdef double last_k = 0.0
+    cdef int rc
+    memset(&stats, 0, sizeof(stats))
+    harness_gate(stop)
+    while True:
+        if (out.reads & 255) == 0 and reader_should_stop(stop, out.reads):
+            break
+        rc = csnap_latch_read(l, n, buf, &seq, &stats)
+        if rc == CSNAP_BUSY:
+            out.fallbacks += 1
+            rc = csnap_latch_read_locked(l, n, buf, &seq, timeout_ns)
+            if rc != CSNAP_OK:
+                out.timeouts += 1
+                continue
+        count_copy(buf, n, seq, &last_k, &last_seq, out)
+    out.retries = stats.retries
+
+
+cdef uint64_t latch_writer_loop(csnap_latch *l, uint32_t n, harness_stop *stop,
+                                int64_t period_ns) noexcept nogil:
+    # writer_loop on a Vitals(layout="latch"), as Vitals writes it (the
+    # writer threads' lock, both halves, no wake-up); n <= 32 (checked by run).
+    cdef uint32_t idx[32]
+    cdef uint64_t bits[32]
+    cdef double k
+    cdef uint32_t i
+    cdef int turn
+    cdef writer_pace pace = writer_start(stop, period_ns)
+    for i in range(n):
+        idx[i] = i
+    while True:
+        turn = writer_turn(stop, &pace)
+        if turn == WRITER_STOP:
+            break
+        if turn == WRITER_WAIT or csnap_latch_lock(l, -1) != CSNAP_OK:
+            continue
+        k = csnap_bits_f64(csnap_latch_peek_bits(l, 0)) + 1.0
+        for i in range(n):
+            bits[i] = csnap_f64_bits(k * (i + 1))
+        csnap_latch_write_quiet(l, n, idx, bits)
+        csnap_latch_unlock(l)
         pace.writes += 1
     return pace.writes
 
@@ -352,14 +403,19 @@ def _run_reader(Vitals vitals, Py_ssize_t slot, _Stop stop, int64_t timeout_ns,
     _check_slot(slot, counts)
     # The record and its own slot count: never len(vitals), which a subclass
     # can override (a larger count would copy past the end of the record).
-    cdef csnap_record *rec = vitals._record()   # raises for an uninitialised record
+    vitals._ready()                     # raises for an uninitialised record
+    cdef csnap_record *rec = vitals_record(vitals)
+    cdef csnap_latch *latch = vitals_latch(vitals)
     cdef uint32_t n = vitals._n
     cdef uint64_t *buf = <uint64_t *>PyMem_Malloc(n * sizeof(uint64_t))
     if buf == NULL:
         stop.never_ran(reader=True)
         raise MemoryError()
     with nogil:
-        reader_loop(rec, n, &stop.s, timeout_ns, buf, &counts.c[slot])
+        if latch != NULL:
+            latch_reader_loop(latch, n, &stop.s, timeout_ns, buf, &counts.c[slot])
+        else:
+            reader_loop(rec, n, &stop.s, timeout_ns, buf, &counts.c[slot])
         # Still without the GIL: a Python writer (writer="python") holds it
         # in a compiled loop that only this counter can end.
         harness_reader_ended(&stop.s)
@@ -367,11 +423,16 @@ def _run_reader(Vitals vitals, Py_ssize_t slot, _Stop stop, int64_t timeout_ns,
 
 
 def _run_native_writer(Vitals vitals, _Stop stop, int64_t period_ns, list out):
-    cdef csnap_record *rec = vitals._record()   # raises for an uninitialised record
+    vitals._ready()                             # raises for an uninitialised record
+    cdef csnap_record *rec = vitals_record(vitals)
+    cdef csnap_latch *latch = vitals_latch(vitals)
     cdef uint32_t n = vitals._n                 # as in _run_reader: not len(vitals)
     cdef uint64_t writes
     with nogil:
-        writes = writer_loop(rec, n, &stop.s, period_ns)
+        if latch != NULL:
+            writes = latch_writer_loop(latch, n, &stop.s, period_ns)
+        else:
+            writes = writer_loop(rec, n, &stop.s, period_ns)
     out.append(writes)
 
 
@@ -430,7 +491,10 @@ def run(Vitals vitals, int readers, double seconds, str writer, int writers,
         raise ValueError(f"write_rate must be >= 0 writes per second, got {write_rate!r}")
     if not read_timeout > 0:
         raise ValueError(f"read_timeout must be a positive number of seconds, got {read_timeout!r}")
-    vitals._record()   # an uninitialised record raises here, before any thread starts
+    vitals._ready()   # an uninitialised record raises here, before any thread starts
+    if vitals_latch(vitals) != NULL and vitals._n > 32 and writer == "native":
+        raise ValueError(f"a native writer of a latch record takes at most 32 fields, "
+                         f"got {vitals._n}")
     cdef int64_t period = _ns(1.0 / write_rate, "1 / write_rate") if write_rate > 0 else 0
     # "Forever" as for Vitals(timeout=...): -1 for the C waits.
     cdef int64_t timeout_ns = -1 if read_timeout >= threading.TIMEOUT_MAX else _ns(read_timeout, "read_timeout")

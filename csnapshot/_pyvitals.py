@@ -28,6 +28,7 @@ from ._schema import (
     INT64_MIN,
     Field,
     StalledWriterError,
+    check_layout,
     check_schema,
     check_timeout,
     coerce,
@@ -42,11 +43,13 @@ class Vitals:
     """A record of named numeric fields: consistent reads, all-or-nothing writes."""
 
     __slots__ = ("_fields", "_names", "_index", "_lows", "_highs", "_cell",
-                 "_write_lock", "_timeout", "_timeout_wait", "__weakref__")
+                 "_write_lock", "_timeout", "_timeout_wait", "_layout", "__weakref__")
 
-    def __init__(self, fields: Iterable[Field], *, timeout: float = 1.0) -> None:
+    def __init__(self, fields: Iterable[Field], *, timeout: float = 1.0,
+                 layout: str = "classic") -> None:
         schema = check_schema(fields)
         timeout = check_timeout(timeout)
+        latch = check_layout(layout)
         with _INIT_LOCK:  # one __init__ per object, as in the native type
             try:
                 object.__getattribute__(self, "_cell")
@@ -54,9 +57,12 @@ class Vitals:
                 pass
             else:
                 raise RuntimeError("Vitals.__init__ may only be called once")
-            self._init(schema, timeout)
+            self._init(schema, timeout, latch)
 
-    def _init(self, schema: tuple[Field, ...], timeout: float) -> None:
+    def _init(self, schema: tuple[Field, ...], timeout: float, latch: bool) -> None:
+        # The twin has one record form: readers of its cell never wait in
+        # either layout, which it only remembers (the native latch's _latch).
+        self._layout = "latch" if latch else "classic"
         self._timeout = timeout
         # The native _timeout_ns: what the lock waits take (-1: forever).
         self._timeout_wait = -1 if timeout_forever(timeout) else timeout
@@ -83,6 +89,10 @@ class Vitals:
     @property
     def fields(self) -> tuple[Field, ...]:
         return self._fields
+
+    @property
+    def layout(self) -> str:
+        return self._layout
 
     @property
     def version(self) -> int:
@@ -190,14 +200,16 @@ class Vitals:
     # ---- copying, pickling, repr ----
 
     def __copy__(self) -> "Vitals":
-        new: Vitals = _restore(type(self), self._fields, self.read_tuple(), self._timeout)
+        new: Vitals = _restore(*self.__reduce__()[1])
         return new
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "Vitals":
         return self.__copy__()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_restore, (type(self), self._fields, self._cell[0][1], self._timeout))
+        if self._layout == "classic":  # the classic form: what older pickles hold too
+            return (_restore, (type(self), self._fields, self._cell[0][1], self._timeout))
+        return (_restore, (type(self), self._fields, self._cell[0][1], self._timeout, "latch"))
 
     def __repr__(self) -> str:
         try:
@@ -305,11 +317,15 @@ def _not_initialised(self: object) -> RuntimeError:
         "(a subclass __init__ must call super().__init__(fields, ...))")
 
 
-def _restore(cls: type, fields: tuple[Field, ...], values: tuple[Any, ...], timeout: float) -> Any:
-    """Unpickle/copy: a new record with the same schema and values, version 0."""
+def _restore(cls: type, fields: tuple[Field, ...], values: tuple[Any, ...], timeout: float,
+             layout: str = "classic") -> Any:
+    """Unpickle/copy: a new record with the same schema, values and layout, version 0."""
     if not (isinstance(cls, type) and issubclass(cls, Vitals)):
         raise TypeError(f"cannot restore Vitals: {cls!r} is not a Vitals type")
-    new = cls(fields, timeout=timeout)
+    check_layout(layout)
+    # The classic layout without the keyword: a subclass's __init__ need not take it.
+    new = (cls(fields, timeout=timeout) if layout == "classic"
+           else cls(fields, timeout=timeout, layout=layout))
     values = tuple(values)
     if len(values) != len(new._names):
         raise ValueError(f"cannot restore Vitals: {len(new._names)} fields but {len(values)} values")

@@ -186,6 +186,16 @@ def check_timeout(timeout: object) -> float:
     return t
 
 
+LAYOUTS = ("classic", "latch")
+
+
+def check_layout(layout: object) -> bool:
+    """A record's layout, checked: True for ``"latch"``, False for ``"classic"``."""
+    if not isinstance(layout, str) or layout not in LAYOUTS:
+        raise ValueError(f"layout must be 'classic' or 'latch', got {layout!r}")
+    return layout == "latch"
+
+
 def timeout_forever(timeout: float) -> bool:
     """True when `timeout` (from check_timeout) means "wait forever"."""
     return timeout >= TIMEOUT_FOREVER

@@ -75,6 +75,8 @@ cdef extern from "csnap_seqlock.h" nogil:
     size_t csnap_latch_size(uint32_t nslots, uint32_t ninfo)
     csnap_slot_info *csnap_latch_info(csnap_latch *l)
     void csnap_latch_init(csnap_latch *l, uint32_t nslots, uint32_t ninfo)
+    csnap_latch *csnap_latch_alloc(uint32_t nslots)     # an in-process latch
+    void csnap_latch_free(csnap_latch *l)
     int64_t csnap_latch_writer_pid(csnap_latch *l)
     void csnap_latch_set_writer_pid(csnap_latch *l, int64_t pid)
     # latch readers
@@ -89,7 +91,11 @@ cdef extern from "csnap_seqlock.h" nogil:
                                 unsigned char *dst, size_t len)
     uint64_t csnap_latch_version(csnap_latch *l)
     int csnap_latch_wait(csnap_latch *l, uint64_t seen, int64_t timeout_ns)
+    # in-process readers only: the writer threads' lock as a fallback
+    int csnap_latch_read_locked(csnap_latch *l, uint32_t n, uint64_t *out, uint64_t *seq_out,
+                                int64_t timeout_ns)
     # latch writer: only the holder of the writer role, inside csnap_latch_lock()
+    bint csnap_latch_try_lock(csnap_latch *l)
     int csnap_latch_lock(csnap_latch *l, int64_t timeout_ns)
     void csnap_latch_unlock(csnap_latch *l)
     uint64_t csnap_latch_writer_seq(csnap_latch *l)
@@ -100,6 +106,8 @@ cdef extern from "csnap_seqlock.h" nogil:
     uint64_t csnap_latch_switch(csnap_latch *l, uint64_t seq_now)
     void csnap_latch_notify(csnap_latch *l, uint64_t seq)
     void csnap_latch_write(csnap_latch *l, uint32_t n, const uint32_t *idx, const uint64_t *bits)
+    uint64_t csnap_latch_write_quiet(csnap_latch *l, uint32_t n, const uint32_t *idx,
+                                     const uint64_t *bits)
     uint64_t csnap_latch_recover(csnap_latch *l)
 
     # helpers

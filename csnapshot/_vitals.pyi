@@ -1,15 +1,18 @@
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, final
+from typing import Any, Literal, final
 
 from ._schema import Field
 
 Number = float | int
 
 class Vitals:
-    def __init__(self, fields: Iterable[Field], *, timeout: float = 1.0) -> None: ...
+    def __init__(self, fields: Iterable[Field], *, timeout: float = 1.0,
+                 layout: Literal["classic", "latch"] = "classic") -> None: ...
     @property
     def fields(self) -> tuple[Field, ...]: ...
+    @property
+    def layout(self) -> Literal["classic", "latch"]: ...
     @property
     def version(self) -> int: ...
     def read(self) -> dict[str, Number]: ...

@@ -1,6 +1,12 @@
 # cython: language_level=3, freethreading_compatible=True, boundscheck=False, wraparound=False
 """The native `Vitals`: named numeric fields behind the C seqlock of csnap_seqlock.h.
 
+Two record layouts, one API: the classic seqlock (``layout="classic"``, one
+copy: a reader that overlaps a write retries, and falls back to the writers'
+lock when a writer flat out overtakes every attempt) and the latch
+(``layout="latch"``, two copies: readers read the copy not being written, so
+they never wait for a write in progress).
+
 Reads are optimistic and lock-free.  Python-level reads of unchanged data
 return a memoised tuple (one counter load and one list read); only the first
 read after a write boxes the values.  Writes validate and convert every value
@@ -28,7 +34,8 @@ from csnapshot._seqlock cimport *
 from collections.abc import Mapping
 
 from csnapshot._schema import (
-    Field, StalledWriterError, check_schema, check_timeout, coerce, timeout_forever, unknown_field,
+    Field, StalledWriterError, check_layout, check_schema, check_timeout, coerce, timeout_forever,
+    unknown_field,
 )
 
 DEF STACK_SLOTS = 32
@@ -153,19 +160,25 @@ cdef int vitals_convert(object field, const csnap_slot_info *info, object value,
 cdef class Vitals:
     """A record of named numeric fields: consistent reads, all-or-nothing writes.
 
-    ``Vitals(fields, *, timeout=1.0)`` builds a record from a sequence of
-    `Field`.  ``timeout`` bounds how long a reader or a second writer waits for
-    a write section that stays open (normally nanoseconds) before raising
-    `StalledWriterError`.
+    ``Vitals(fields, *, timeout=1.0, layout="classic")`` builds a record from a
+    sequence of `Field`.  ``timeout`` bounds how long a reader or a second
+    writer waits for a write section that stays open (normally nanoseconds)
+    before raising `StalledWriterError`.  ``layout``: ``"classic"`` (one copy;
+    the fastest writes) or ``"latch"`` (two copies: readers never wait for an
+    open write, so a writer flat out cannot starve them; a write stores every
+    field twice).  See docs/design.md, "Choosing a layout".
     """
 
     def __cinit__(self):
         self._rec = NULL
+        self._latch = NULL
+        self._info = NULL
         self._claimed = 0
 
-    def __init__(self, fields, *, timeout=1.0):
+    def __init__(self, fields, *, timeout=1.0, layout="classic"):
         schema = check_schema(fields)
         cdef double t = check_timeout(timeout)
+        cdef bint latch = check_layout(layout)
         # One __init__ per object, ever, even when two threads race to run
         # it: the exchange picks the one that fills the fields (relaxed: it
         # only elects; the fields reach other threads through the release
@@ -181,25 +194,34 @@ cdef class Vitals:
         self._names = tuple([f.name for f in schema])
         self._index = {f.name: i for i, f in enumerate(schema)}
         self._n = <uint32_t>len(schema)
-        cdef csnap_record *rec = csnap_record_alloc(self._n)
-        if rec == NULL:
-            raise MemoryError()
-        cdef csnap_slot_info *info = csnap_info(rec)
+        cdef csnap_slot_info *info
+        if latch:
+            self._latch = csnap_latch_alloc(self._n)
+            if self._latch == NULL:
+                raise MemoryError()
+            info = csnap_latch_info(self._latch)
+        else:
+            self._rec = csnap_record_alloc(self._n)
+            if self._rec == NULL:
+                raise MemoryError()
+            info = csnap_info(self._rec)
         cdef uint32_t i
+        cdef uint64_t bits
         for i in range(self._n):
             f = schema[i]
             if f.kind is int:
                 info[i].kind = CSNAP_I64
                 info[i].imin = INT64_MIN if f.min is None else f.min
                 info[i].imax = INT64_MAX if f.max is None else f.max
-                csnap_store_bits(rec, i, csnap_i64_bits(f.default))
+                bits = csnap_i64_bits(f.default)
             else:
                 info[i].kind = CSNAP_F64
                 if f.min is not None:
                     info[i].fmin = f.min
                 if f.max is not None:
                     info[i].fmax = f.max
-                csnap_store_bits(rec, i, csnap_f64_bits(f.default))
+                bits = csnap_f64_bits(f.default)
+            self._init_slot(i, bits)
         self._uid = csnap_next_uid()
         self._memo_key = _MEMO_KEYS[self._uid & 7]
         cdef _Memo memo = _Memo.__new__(_Memo)
@@ -207,40 +229,80 @@ cdef class Vitals:
         memo.uid = self._uid
         memo.values = tuple([f.default for f in schema])
         self._memo_box = [memo]
-        # Last: release pairs with the acquire in _record(), so a thread that
-        # sees the record sees every field set above.
-        csnap_ptr_store_release(<void **>&self._rec, rec)
+        # Last: release pairs with the acquire in _ready(), so a thread that
+        # sees the bounds table sees the record and every field set above.
+        csnap_ptr_store_release(<void **>&self._info, info)
 
-    cdef csnap_record *_record(self) except NULL:
+    cdef void _init_slot(self, uint32_t i, uint64_t bits) noexcept:
+        # Before anyone else can see the record: every copy of slot i.
+        if self._latch != NULL:
+            csnap_latch_store_bits(self._latch, 0, i, bits)
+            csnap_latch_store_bits(self._latch, 1, i, bits)
+        else:
+            csnap_store_bits(self._rec, i, bits)
+
+    cdef csnap_slot_info *_ready(self) except NULL:
         # Every entry point starts here: an object whose __init__ never ran
         # (Vitals.__new__(Vitals), a subclass that skipped super().__init__)
         # has no record, and raises instead of dereferencing NULL.
-        cdef csnap_record *rec = <csnap_record *>csnap_ptr_load_acquire(<void **>&self._rec)
-        if rec == NULL:
+        cdef csnap_slot_info *info = <csnap_slot_info *>csnap_ptr_load_acquire(
+            <void **>&self._info)
+        if info == NULL:
             raise _not_initialised(self)
-        return rec
+        return info
+
+    cdef csnap_record *_record(self) except NULL:
+        # The classic record, for the stress harness's classic loops.
+        self._ready()
+        if self._rec == NULL:
+            raise TypeError("this Vitals has the latch layout: it has no classic record "
+                            "(C code: use vitals_latch())")
+        return self._rec
 
     def __dealloc__(self):
         if self._rec != NULL:
             csnap_record_free(self._rec)
             self._rec = NULL
+        if self._latch != NULL:
+            csnap_latch_free(self._latch)
+            self._latch = NULL
 
     # ---- reads ----------------------------------------------------------
 
     @property
     def fields(self):
         """The schema: a tuple of `Field`, in slot order."""
-        self._record()
+        self._ready()
         return self._fields
+
+    @property
+    def layout(self):
+        """``"classic"`` or ``"latch"``: the record's layout (see the class doc)."""
+        self._ready()
+        return "latch" if self._latch != NULL else "classic"
 
     @property
     def version(self):
         """Completed write sections since the record was created."""
-        return csnap_version(self._record())
+        self._ready()
+        if self._latch != NULL:
+            return csnap_latch_version(self._latch)
+        return csnap_version(self._rec)
+
+    cdef uint64_t _begin(self) except? 0xFFFFFFFFFFFFFFFF:
+        # The counter a read starts from, either layout (acquire: pairing A
+        # of the classic record, L1 of the latch).  Both count so that a memo
+        # read at s is still what readers see at s + 1 (odd): the classic
+        # record's open section, the latch's first half-write (readers are on
+        # the copy it left alone).
+        self._ready()
+        if self._latch != NULL:
+            return csnap_latch_read_begin(self._latch)
+        return csnap_read_begin(self._rec)
 
     def read_tuple(self):
         """All values, in schema order, as one consistent tuple."""
-        cdef uint64_t s = csnap_read_begin(self._record())
+        cdef uint64_t s = self._begin()
         cdef _Memo m = self._memo()
         # Unchanged since the memo was read; or a write is open that began
         # right after it, so the memo is the state that write started from
@@ -252,7 +314,7 @@ cdef class Vitals:
 
     def read_versioned(self):
         """``(version, values)``: a consistent tuple and the version it shows."""
-        cdef uint64_t s = csnap_read_begin(self._record())
+        cdef uint64_t s = self._begin()
         cdef _Memo m = self._memo()
         if m is None or not (m.seq == s or ((s & 1) and m.seq + 1 == s)):
             m = self._fresh()
@@ -271,37 +333,43 @@ cdef class Vitals:
 
     def get(self, name):
         """One field's current value (a single atomic load)."""
-        cdef csnap_record *rec = self._record()
+        cdef csnap_slot_info *info = self._ready()
         cdef uint32_t i = self._slot(name)
-        if csnap_info(rec)[i].kind == CSNAP_I64:
-            return PyLong_FromLongLong(csnap_load_i64(rec, i))
-        return PyFloat_FromDouble(csnap_load_f64(rec, i))
+        cdef uint64_t bits
+        if self._latch != NULL:
+            # The copy readers are sent to (one slot: nothing to validate).
+            bits = csnap_latch_load_bits(self._latch, csnap_latch_read_begin(self._latch), i)
+        else:
+            bits = csnap_load_bits(self._rec, i)
+        if info[i].kind == CSNAP_I64:
+            return PyLong_FromLongLong(csnap_bits_i64(bits))
+        return PyFloat_FromDouble(csnap_bits_f64(bits))
 
     def __getitem__(self, name):
         return self.get(name)
 
     def __contains__(self, name):
-        self._record()
+        self._ready()
         try:
             return name in self._index
         except TypeError:
             return False
 
     def __iter__(self):
-        self._record()
+        self._ready()
         return iter(self._names)
 
     def __len__(self):
-        self._record()
+        self._ready()
         return self._n
 
     def index(self, name):
         """The slot number of field `name` (for C-level readers and writers)."""
-        self._record()
+        self._ready()
         return self._slot(name)
 
     cdef uint32_t _slot(self, name) except? 0xFFFFFFFF:
-        # Callers have checked _record(); the index comes from our own dict,
+        # Callers have checked _ready(); the index comes from our own dict,
         # so it is < _n.
         try:
             return self._index[name]
@@ -349,21 +417,31 @@ cdef class Vitals:
     cdef _Memo _read_memo(self):
         # One consistent copy of the values, boxed, with the counter it shows.
         # The only path that boxes a copy: it never boxes a buffer that
-        # csnap_read() gave up on (CSNAP_BUSY), it takes the locked fallback.
-        cdef csnap_record *rec = self._record()
+        # csnap_read() / csnap_latch_read() gave up on (CSNAP_BUSY), it takes
+        # the locked fallback.
+        self._ready()
+        cdef csnap_record *rec = self._rec
+        cdef csnap_latch *latch = self._latch
         cdef _Buffers b
         cdef _Scratch scratch = _buffers(&b, self._n)   # keeps a heap buffer alive
         cdef uint64_t *buf = b.bits
         cdef uint64_t seq = 0
         cdef int rc
         cdef _Memo m
-        rc = csnap_read(rec, buf, &seq, NULL)
+        if latch != NULL:
+            rc = csnap_latch_read(latch, self._n, buf, &seq, NULL)
+        else:
+            rc = csnap_read(rec, buf, &seq, NULL)
         if rc == CSNAP_BUSY:
             # Every bounded attempt overlapped a write: the writer is stalled
-            # or writing flat out.  Take the writers' lock once (waiting
-            # without the GIL, so a Python writer can finish its section).
+            # (classic layout only: a latch reader never waits for one) or
+            # writing flat out.  Take the writers' lock once (waiting without
+            # the GIL, so a Python writer can finish its section).
             with nogil:
-                rc = csnap_read_locked(rec, buf, &seq, self._timeout_ns)
+                if latch != NULL:
+                    rc = csnap_latch_read_locked(latch, self._n, buf, &seq, self._timeout_ns)
+                else:
+                    rc = csnap_read_locked(rec, buf, &seq, self._timeout_ns)
             if rc != CSNAP_OK:
                 raise StalledWriterError(
                     f"Vitals: a write section stayed open for over {self._timeout} s; "
@@ -376,7 +454,7 @@ cdef class Vitals:
 
     cdef tuple _box(self, uint64_t *buf):
         cdef tuple out = PyTuple_New(self._n)
-        cdef csnap_slot_info *info = csnap_info(self._rec)
+        cdef csnap_slot_info *info = self._info
         cdef uint32_t i
         for i in range(self._n):
             if info[i].kind == CSNAP_I64:
@@ -391,7 +469,7 @@ cdef class Vitals:
 
     def write(self, **values):
         """Set the named fields in one write section (clamped; all or nothing)."""
-        self._record()
+        self._ready()
         self._apply_dict(values, False)
 
     cdef _apply_dict(self, dict values, bint delta):
@@ -427,7 +505,7 @@ cdef class Vitals:
 
     def apply_delta(self, deltas):
         """Add ``{name: delta}`` to the fields in one write section (clamped)."""
-        self._record()
+        self._ready()
         if type(deltas) is dict:
             return self._apply_dict(deltas, True)
         if not isinstance(deltas, Mapping):
@@ -450,7 +528,7 @@ cdef class Vitals:
 
     def write_tuple(self, values):
         """Set every field, in schema order, in one write section."""
-        self._record()
+        self._ready()
         values = tuple(values)
         cdef Py_ssize_t n = len(values)
         if n != self._n:
@@ -472,7 +550,7 @@ cdef class Vitals:
         ``w = v.writer("energy", "stability"); w(50.0, 0.5)`` is one write
         section, without keyword parsing or name lookups per call.
         """
-        self._record()
+        self._ready()
         if len(set(names)) != len(names):
             raise ValueError(f"writer() got a field name twice: {names!r}")
         if len(names) > STACK_SLOTS:
@@ -487,12 +565,12 @@ cdef class Vitals:
         return w
 
     cdef int _convert(self, uint32_t i, object value, bint delta, uint64_t *out) except -1:
-        return vitals_convert(self._fields[i], &csnap_info(self._rec)[i], value, delta, out)
+        return vitals_convert(self._fields[i], &self._info[i], value, delta, out)
 
     cdef int _commit(self, Py_ssize_t n, uint32_t *idx, uint64_t *bits, bint delta) except -1:
         # The write section: only atomic stores and arithmetic that cannot fail.
         cdef csnap_record *rec = self._rec
-        cdef csnap_slot_info *info = csnap_info(rec)
+        cdef csnap_slot_info *info = self._info
         cdef uint64_t seq
         cdef int rc = CSNAP_OK
         cdef Py_ssize_t k
@@ -509,6 +587,8 @@ cdef class Vitals:
         cdef _Scratch keep = None
         cdef bint leave = (not CSNAP_FREE_THREADED
                            and (<_Memo>csnap_cell_load(self._memo_box)).taken)
+        if self._latch != NULL:
+            return self._commit_latch(n, idx, bits, delta, leave)
         if leave:
             keep = _buffers(&after, self._n)
         if not csnap_write_try_begin(rec, &seq):
@@ -552,6 +632,56 @@ cdef class Vitals:
             self._leave_memo(seq + 1, after.bits)
         return 0
 
+    cdef int _commit_latch(self, Py_ssize_t n, uint32_t *idx, uint64_t *bits, bint delta,
+                           bint leave) except -1:
+        # _commit for the latch layout: the writer threads' lock, the final
+        # bits of every field computed before anything is stored, then both
+        # halves (csnap_latch_write_quiet: nobody waits on an in-process latch).
+        cdef csnap_latch *latch = self._latch
+        cdef csnap_slot_info *info = self._info
+        cdef _Buffers after
+        cdef _Scratch keep = None
+        cdef uint64_t seq
+        cdef int rc = CSNAP_OK
+        cdef Py_ssize_t k
+        cdef uint32_t i
+        cdef double total
+        if leave:
+            keep = _buffers(&after, self._n)
+        if not csnap_latch_try_lock(latch):
+            # Another writer thread holds the lock: wait for it without the GIL.
+            with nogil:
+                rc = csnap_latch_lock(latch, self._timeout_ns)
+            if rc != CSNAP_OK:
+                raise StalledWriterError(
+                    f"Vitals: another writer kept its write section open for over "
+                    f"{self._timeout} s")
+        if delta:
+            # Sums first: one that overflows leaves the record as it was.
+            for k in range(n):
+                i = idx[k]
+                if info[i].kind == CSNAP_F64:
+                    total = (csnap_bits_f64(csnap_latch_peek_bits(latch, i))
+                             + csnap_bits_f64(bits[k]))
+                    if not isfinite(total):
+                        csnap_latch_unlock(latch)
+                        raise ValueError(
+                            f"delta for field {self._fields[i].name!r} would make it "
+                            f"{total!r}; the record is unchanged")
+                    bits[k] = csnap_f64_bits(csnap_clamp_f64(&info[i], total))
+                else:
+                    bits[k] = csnap_i64_bits(csnap_add_i64(
+                        &info[i], csnap_bits_i64(csnap_latch_peek_bits(latch, i)),
+                        csnap_bits_i64(bits[k])))
+        seq = csnap_latch_write_quiet(latch, <uint32_t>n, idx, bits)
+        if leave:
+            for i in range(<uint32_t>self._n):
+                after.bits[i] = csnap_latch_peek_bits(latch, i)
+        csnap_latch_unlock(latch)
+        if leave:
+            self._leave_memo(seq, after.bits)
+        return 0
+
     cdef int _leave_memo(self, uint64_t seq, uint64_t *bits) except -1:
         # The memo of the version this writer just closed (seq, even).  The write
         # has happened: a failure to box it only costs readers a fresh read.
@@ -569,16 +699,19 @@ cdef class Vitals:
     # ---- copying, pickling, repr ----------------------------------------
 
     def __copy__(self):
-        return _restore(type(self), self._fields, self.read_tuple(), self._timeout)
+        return _restore(*self.__reduce__()[1])
 
     def __deepcopy__(self, memo):
         return self.__copy__()
 
     def __reduce__(self):
-        return (_restore, (type(self), self._fields, self.read_tuple(), self._timeout))
+        values = self.read_tuple()
+        if self._latch == NULL:   # the classic form: what older pickles hold too
+            return (_restore, (type(self), self._fields, values, self._timeout))
+        return (_restore, (type(self), self._fields, values, self._timeout, "latch"))
 
     def __repr__(self):
-        if csnap_ptr_load_acquire(<void **>&self._rec) == NULL:
+        if csnap_ptr_load_acquire(<void **>&self._info) == NULL:
             return f"<{type(self).__name__} (not initialised)>"
         version, values = self.read_versioned()
         body = ", ".join([f"{n}={v!r}" for n, v in zip(self._names, values)])
@@ -593,7 +726,7 @@ cdef class Vitals:
         writer stopped inside its section.  Nothing is stored; on exit the
         counter returns to its previous value.
         """
-        self._record()
+        self._ready()
         cdef _HeldSection h = _HeldSection.__new__(_HeldSection, _INTERNAL)
         h._vitals = self
         return h
@@ -657,11 +790,17 @@ cdef class _HeldSection:
     def __enter__(self):
         if self._vitals is None:
             raise RuntimeError("this _HeldSection was not made by Vitals._hold_write_section()")
-        cdef csnap_record *rec = self._vitals._record()
+        self._vitals._ready()
+        cdef csnap_record *rec = self._vitals._rec
+        cdef csnap_latch *latch = self._vitals._latch
         cdef int rc
-        cdef uint64_t seq = 0
+        cdef uint64_t seq = 1      # the latch: "held" (its counter does not move)
         with nogil:
-            rc = csnap_write_begin(rec, self._vitals._timeout_ns, &seq)
+            if latch != NULL:
+                # Only the writer threads' lock: readers never wait for it.
+                rc = csnap_latch_lock(latch, self._vitals._timeout_ns)
+            else:
+                rc = csnap_write_begin(rec, self._vitals._timeout_ns, &seq)
         if rc != CSNAP_OK:
             raise StalledWriterError("Vitals: write section busy")
         # Release: pairs with the acquire of the exchange in __exit__ (the
@@ -676,16 +815,22 @@ cdef class _HeldSection:
         # closes it; everyone else sees 0 and does nothing.
         cdef uint64_t seq = csnap_u64_exchange_acq_rel(&self._held, 0)
         if seq != 0:
-            csnap_write_abort_unchanged(self._vitals._rec, seq)  # nothing was stored
+            if self._vitals._latch != NULL:
+                csnap_latch_unlock(self._vitals._latch)
+            else:
+                csnap_write_abort_unchanged(self._vitals._rec, seq)  # nothing was stored
         return False
 
 
-def _restore(cls, fields, values, timeout):
-    """Unpickle/copy: a new record with the same schema and values, version 0."""
+def _restore(cls, fields, values, timeout, layout="classic"):
+    """Unpickle/copy: a new record with the same schema, values and layout, version 0."""
     if not (isinstance(cls, type) and issubclass(cls, Vitals)):
         raise TypeError(f"cannot restore Vitals: {cls!r} is not a Vitals type")
-    cdef Vitals new = cls(fields, timeout=timeout)
-    cdef csnap_record *rec = new._record()
+    check_layout(layout)
+    # The classic layout without the keyword: a subclass's __init__ need not take it.
+    cdef Vitals new = (cls(fields, timeout=timeout) if layout == "classic"
+                       else cls(fields, timeout=timeout, layout=layout))
+    new._ready()
     values = tuple(values)
     if len(values) != new._n:
         raise ValueError(f"cannot restore Vitals: {new._n} fields but {len(values)} values")
@@ -695,7 +840,7 @@ def _restore(cls, fields, values, timeout):
     # and clamped like any write) and keep the counter at 0.
     for k in range(new._n):
         new._convert(k, values[k], False, &bits)
-        csnap_store_bits(rec, k, bits)
+        new._init_slot(k, bits)
     # The counter stays 0, so every memo taken so far (a subclass __init__
     # may have read, in any thread) would still validate and show the
     # defaults.  A fresh uid invalidates the per-thread memos (their uid no

@@ -11,8 +11,8 @@
  *  - csnap_latch: the latch form (two copies, as Linux seqcount_latch).  The
  *    writer fills one copy while readers read the other, so readers never wait
  *    for an open write - not even for a writer that died inside one.  Its
- *    memory may be a MAP_SHARED mapping used by several processes: lock-free
- *    C11 atomics are address-free.
+ *    memory may be a MAP_SHARED mapping used by several processes (lock-free
+ *    C11 atomics are address-free) or the process's own (csnap_latch_alloc()).
  *
  * Reader of a csnap_record:
  *
@@ -500,6 +500,32 @@ static inline void csnap_latch_init(csnap_latch *l, uint32_t nslots, uint32_t ni
     }
 }
 
+/* A latch in this process's own memory (an in-process record): one aligned
+ * allocation of csnap_latch_size(nslots, nslots), laid out by
+ * csnap_latch_init(); NULL when out of memory.  Free with csnap_latch_free(). */
+static inline csnap_latch *csnap_latch_alloc(uint32_t nslots)
+{
+    size_t size = csnap_latch_size(nslots, nslots);
+#if defined(_WIN32)
+    csnap_latch *l = (csnap_latch *)_aligned_malloc(size, CSNAP_CACHE_LINE);
+#else
+    csnap_latch *l = (csnap_latch *)aligned_alloc(CSNAP_CACHE_LINE, size);
+#endif
+    if (l == NULL) return NULL;
+    memset((void *)l, 0, size);
+    csnap_latch_init(l, nslots, nslots);
+    return l;
+}
+
+static inline void csnap_latch_free(csnap_latch *l)
+{
+#if defined(_WIN32)
+    _aligned_free(l);
+#else
+    free(l);
+#endif
+}
+
 /* The pid stored by the holder of the writer role (0: none yet).  Relaxed
  * both ways: informational only; liveness comes from the role's lock. */
 static inline int64_t csnap_latch_writer_pid(csnap_latch *l)
@@ -593,6 +619,15 @@ static inline uint64_t csnap_latch_version(csnap_latch *l)
 }
 
 /* -- latch writer (one process: the holder of the writer role) -- */
+
+/* One attempt at the writer threads' lock: 1 when taken.  Acquire on
+ * success, as csnap_latch_lock() (pairs with csnap_latch_unlock()). */
+static inline int csnap_latch_try_lock(csnap_latch *l)
+{
+    uint32_t expected = 0;
+    return atomic_compare_exchange_strong_explicit(&l->wlock, &expected, 1,
+                                                   memory_order_acquire, memory_order_relaxed);
+}
 
 /* Serialise the writer process's threads: CAS wlock 0 -> 1, spinning, then
  * yielding, then sleeping, up to timeout_ns (< 0: forever).  Acquire on
@@ -695,9 +730,11 @@ static inline void csnap_latch_notify(csnap_latch *l, uint64_t seq)
 }
 
 /* WRITER ONLY (holding the lock): one whole write of n slots (idx[k] <- bits[k])
- * into both copies, then wake waiters.  Readers never wait on it. */
-static inline void csnap_latch_write(csnap_latch *l, uint32_t n, const uint32_t *idx,
-                                     const uint64_t *bits)
+ * into both copies, without waking anyone; returns the new counter (even).
+ * For a latch nobody waits on (an in-process record without waiters); the
+ * orderings are those of csnap_latch_switch() and csnap_latch_store_bits(). */
+static inline uint64_t csnap_latch_write_quiet(csnap_latch *l, uint32_t n, const uint32_t *idx,
+                                               const uint64_t *bits)
 {
     uint64_t s = csnap_latch_writer_seq(l);
     for (int half = 0; half < 2; half++) {
@@ -705,7 +742,33 @@ static inline void csnap_latch_write(csnap_latch *l, uint32_t n, const uint32_t 
         s = csnap_latch_switch(l, s);
         for (uint32_t k = 0; k < n; k++) csnap_latch_store_bits(l, c, idx[k], bits[k]);
     }
-    csnap_latch_notify(l, s);
+    return s;
+}
+
+/* WRITER ONLY (holding the lock): csnap_latch_write_quiet(), then wake
+ * csnap_latch_wait()ers.  Readers never wait on it. */
+static inline void csnap_latch_write(csnap_latch *l, uint32_t n, const uint32_t *idx,
+                                     const uint64_t *bits)
+{
+    csnap_latch_notify(l, csnap_latch_write_quiet(l, n, idx, bits));
+}
+
+/* Fallback read for threads of the writer's process, when csnap_latch_read()
+ * reported CSNAP_BUSY (a writer flat out overtook every attempt): take the
+ * writer threads' lock, copy slots [0, n) and the counter, release.  The
+ * lock's acquire pairs with the release of csnap_latch_unlock() (every store
+ * of the last write is visible), so the copy is whole; the relaxed loads are
+ * csnap_latch_peek_bits()'s.  The writer waits for the copy, never the other
+ * way round; CSNAP_TIMEOUT when the lock stayed taken for timeout_ns.  Not
+ * for readers in other processes: a dead writer's lock is never released. */
+static inline int csnap_latch_read_locked(csnap_latch *l, uint32_t n, uint64_t *out,
+                                          uint64_t *seq_out, int64_t timeout_ns)
+{
+    if (csnap_latch_lock(l, timeout_ns) != CSNAP_OK) return CSNAP_TIMEOUT;
+    for (uint32_t i = 0; i < n; i++) out[i] = csnap_latch_peek_bits(l, i);
+    *seq_out = csnap_latch_writer_seq(l);
+    csnap_latch_unlock(l);
+    return CSNAP_OK;
 }
 
 /* WRITER ONLY, on taking over the writer role (after a crash or not): make the

@@ -67,11 +67,11 @@ class StressResult:
                 f"{self.fallbacks:,} fallbacks, {self.torn} torn, {self.lost_writes} lost writes")
 
 
-def invariant_vitals(nfields: int = 8) -> Any:
-    """A native `Vitals` of `nfields` unbounded float fields, all 0.0."""
+def invariant_vitals(nfields: int = 8, layout: str = "classic") -> Any:
+    """A native `Vitals` of `nfields` unbounded float fields, all 0.0, of `layout`."""
     if _native_vitals is None:
         raise RuntimeError("csnapshot.testing needs the compiled extension")
-    return _native_vitals.Vitals([Field(f"f{i}") for i in range(nfields)])
+    return _native_vitals.Vitals([Field(f"f{i}") for i in range(nfields)], layout=layout)
 
 
 def stress(readers: int = 2, seconds: float = 1.0, *, writer: str = "native",
@@ -98,8 +98,10 @@ def stress(readers: int = 2, seconds: float = 1.0, *, writer: str = "native",
     writers: number of native writer threads (``writer="native"`` only); they
         serialise on the record's writers' lock.
     write_rate: writes per second per writer; 0 means flat out.
-    vitals: a native `Vitals` whose fields are all unbounded floats
-        (default: a new one with `nfields` fields).
+    vitals: a native `Vitals` whose fields are all unbounded floats, of
+        either layout (default: a new classic one with `nfields` fields); the
+        loops use the record's own protocol (the latch's for
+        ``layout="latch"``).
     read_timeout: how long a fallback read waits for a stalled writer.
     sync: ``"seqlock"`` (the record itself), or for comparison ``"mutex"`` /
         ``"rwlock"``: the same loops on a copy of the record's current values

@@ -1,10 +1,11 @@
-"""Scenario 3: native reader threads without the GIL: seqlock against pthread mutex / rwlock.
+"""Scenario 3: native reader threads without the GIL: seqlock and latch against pthread locks.
 
 `csnapshot.testing.stress` runs the readers (nogil C loops, every copy checked
 against the writer's invariant) and a native writer (flat out, or spin-paced
-at a fixed rate).  ``sync="seqlock"`` reads csnapshot's record through the
+at a fixed rate).  ``"seqlock"`` reads csnapshot's classic record through the
 header's bounded read (falling back to the writers' lock after spinning);
-``"mutex"`` / ``"rwlock"`` run the same loops on the same data behind a
+``"latch"`` the same loops on a ``Vitals(layout="latch")`` (two copies: readers
+never wait for an open write); ``"mutex"`` / ``"rwlock"`` run the same loops on the same data behind a
 ``pthread_mutex_t`` / ``pthread_rwlock_t`` (glibc defaults, readers take the
 read lock).  Rounds interleave everything, so a noisy neighbour hits all alike.
 """
@@ -14,17 +15,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from csnapshot.testing import SYNC_MODES, stress
+from csnapshot.testing import SYNC_MODES, invariant_vitals, stress
 
 from .. import formatting as F
 from ..charts import CSNAPSHOT_COLOR, Chart, Panel, Series, line_chart
 
 ID = 3
 NAME = "native"
-TITLE = "native readers without the GIL: seqlock vs pthread mutex / rwlock"
+TITLE = "native readers without the GIL: seqlock and latch vs pthread mutex / rwlock"
 RATES = [(1_000.0, "1 kHz"), (100_000.0, "100 kHz"), (0.0, "flat out")]
-LABELS = {"seqlock": "csnapshot seqlock", "mutex": "pthread mutex",
-          "rwlock": "pthread rwlock (readers share)"}
+# What each run reads: csnapshot's two layouts, then the lock baselines.
+VARIANTS = ("seqlock", "latch") + tuple(m for m in SYNC_MODES if m != "seqlock")
+LABELS = {"seqlock": "csnapshot seqlock (classic)", "latch": "csnapshot latch",
+          "mutex": "pthread mutex", "rwlock": "pthread rwlock (readers share)"}
 
 
 def _settings(quick: bool) -> dict[str, Any]:
@@ -35,7 +38,7 @@ def _settings(quick: bool) -> dict[str, Any]:
 
 def estimate(ctx) -> float:
     s = _settings(ctx.quick)
-    return len(SYNC_MODES) * len(RATES) * len(s["readers"]) * s["rounds"] * (s["seconds"] + 0.02)
+    return len(VARIANTS) * len(RATES) * len(s["readers"]) * s["rounds"] * (s["seconds"] + 0.02)
 
 
 def run(ctx) -> dict[str, Any]:
@@ -47,10 +50,12 @@ def run(ctx) -> dict[str, Any]:
     for _ in range(s["rounds"]):
         for rate, rate_label in RATES:
             for k in s["readers"]:
-                for sync in SYNC_MODES:
+                for variant in VARIANTS:
+                    latch = variant == "latch"
                     r = stress(readers=k, seconds=s["seconds"], writer="native",
-                               write_rate=rate, sync=sync)
-                    results.setdefault(rate_label, {}).setdefault(sync, {}).setdefault(
+                               write_rate=rate, sync="seqlock" if latch else variant,
+                               vitals=invariant_vitals(8, "latch") if latch else None)
+                    results.setdefault(rate_label, {}).setdefault(variant, {}).setdefault(
                         str(k), []).append({
                             "reads": r.reads, "per_reader": list(r.per_reader),
                             "reads_per_s_per_reader": r.reads / r.seconds / k,
@@ -59,7 +64,7 @@ def run(ctx) -> dict[str, Any]:
                             "writes_per_s": r.writes / r.seconds, "lost_writes": r.lost_writes,
                             "changes": r.changes})
     return {"readers": s["readers"], "seconds": s["seconds"], "rounds": s["rounds"],
-            "rates": [lab for _, lab in RATES], "syncs": list(SYNC_MODES),
+            "rates": [lab for _, lab in RATES], "syncs": list(VARIANTS),
             "cpus": ctx.machine["cpus_usable"], "results": results}
 
 
@@ -76,15 +81,18 @@ def summary(data: dict[str, Any]) -> list[str]:
             seq = _med(res[rate]["seqlock"][str(k)], "reads_per_s_per_reader")
             mu = _med(res[rate]["mutex"][str(k)], "reads_per_s_per_reader")
             rw = _med(res[rate]["rwlock"][str(k)], "reads_per_s_per_reader")
+            la = _med(res[rate]["latch"][str(k)], "reads_per_s_per_reader")
             parts.append(f"{k} reader(s): seqlock {F.rate(seq)}/s per reader, "
-                         f"{F.ratio(seq, mu)} the mutex, {F.ratio(seq, rw)} the rwlock")
+                         f"{F.ratio(seq, mu)} the mutex, {F.ratio(seq, rw)} the rwlock; "
+                         f"latch {F.rate(la)}/s, {F.ratio(la, mu)} the mutex")
         lines.append(f"writer {rate}: " + "; ".join(parts))
     torn = sum(r["torn"] for per in res.values() for ks in per.values() for runs in ks.values()
                for r in runs)
-    fb = sum(r["fallbacks"] for ks in (res[rate]["seqlock"] for rate in data["rates"])
-             for runs in ks.values() for r in runs)
-    lines.append(f"torn reads: {torn} in all runs (seqlock, mutex and rwlock); "
-                 f"seqlock fallbacks to the writers' lock: {fb:,}")
+    fb = {v: sum(r["fallbacks"] for ks in (res[rate][v] for rate in data["rates"])
+                 for runs in ks.values() for r in runs) for v in ("seqlock", "latch")}
+    lines.append(f"torn reads: {torn} in all runs (seqlock, latch, mutex and rwlock); "
+                 f"fallbacks to the writers' lock: seqlock {fb['seqlock']:,}, "
+                 f"latch {fb['latch']:,}")
     return lines
 
 
@@ -97,8 +105,9 @@ def markdown(data: dict[str, Any], ctx) -> str:
            f"{max(1, data['cpus'])} reader(s) on, readers and writer share cores. reads/s per "
            "reader: median [min–max] over rounds; × = ratio to the seqlock (above 1 = more reads "
            "than csnapshot). retries/read: optimistic reads discarded because a write overlapped "
-           "(always 0 for the locks); fallbacks: seqlock reads that gave up spinning and took "
-           "the writers' lock.", ""]
+           "(always 0 for the locks); fallbacks: seqlock or latch reads that gave up retrying "
+           "and took the writers' lock. The latch is a `Vitals(layout=\"latch\")`: two "
+           "copies, readers never wait for an open write.", ""]
     for rate in data["rates"]:
         rows = []
         for k in data["readers"]:
@@ -108,7 +117,7 @@ def markdown(data: dict[str, Any], ctx) -> str:
                 v = [r["reads_per_s_per_reader"] for r in runs]
                 name = LABELS[sync]
                 spread = (" " + F.spread(min(v), max(v), F.rate)) if len(v) > 1 else ""
-                rows.append([f"**{name}**" if sync == "seqlock" else name, k,
+                rows.append([f"**{name}**" if sync in ("seqlock", "latch") else name, k,
                              f"{F.rate(F.median(v))}{spread}",
                              F.ratio(F.median(v), ref),
                              f"{_med(runs, 'retries_per_read'):.2g}",
@@ -126,7 +135,8 @@ def markdown(data: dict[str, Any], ctx) -> str:
 
 def charts(data: dict[str, Any], ctx) -> list[Chart]:
     res, ks = data["results"], data["readers"]
-    colors = {"seqlock": CSNAPSHOT_COLOR, "mutex": "#1f77b4", "rwlock": "#2ca02c"}
+    colors = {"seqlock": CSNAPSHOT_COLOR, "latch": "#9467bd", "mutex": "#1f77b4",
+              "rwlock": "#2ca02c"}
 
     def series(rate: str, key: str) -> list[Series]:
         out = []
@@ -135,7 +145,7 @@ def charts(data: dict[str, Any], ctx) -> list[Chart]:
             out.append(Series(LABELS[sync], ks, [_med(per[str(k)], key) for k in ks],
                               [min(r[key] for r in per[str(k)]) for k in ks],
                               [max(r[key] for r in per[str(k)]) for k in ks],
-                              emphasis=sync == "seqlock", color=colors[sync]))
+                              emphasis=sync in ("seqlock", "latch"), color=colors[sync]))
         return out
 
     panels = [Panel(f"reads, writer {rate}", "native reader threads",
@@ -146,7 +156,7 @@ def charts(data: dict[str, Any], ctx) -> list[Chart]:
     panels.append(Panel(f"writes, writer {flat}", "native reader threads",
                         "writes per second (log scale)", series(flat, "writes_per_s"), xticks=ks))
     path = Path(ctx.out) / "scenario3-native-readers.png"
-    title = "Scenario 3: nogil native readers, seqlock vs pthread locks"
+    title = "Scenario 3: nogil native readers, seqlock and latch vs pthread locks"
     line_chart(path, title, panels, ctx.caption, ncols=2, shared_legend=True)
     return [Chart(path.name, title + " (reads/s per reader against reader threads at three "
                   "writer rates, and the flat-out writer's writes/s; log scale)",

@@ -1,6 +1,6 @@
 """The library's suite: runs without the application (`pytest tests/lib`).
 
-Every contract test runs on both implementations through the `Vitals` fixture.
+Every contract test runs on every implementation through the `Vitals` fixture.
 """
 
 import os
@@ -14,13 +14,24 @@ os.environ.setdefault("CSNAPSHOT_REQUIRE_NATIVE", "1")
 import csnapshot  # noqa: E402
 from csnapshot import _native_vitals  # noqa: E402
 
+
+
+class LatchVitals(_native_vitals.Vitals if _native_vitals else object):
+    """The native `Vitals` with the latch layout by default (a subclass, so
+    tests that subclass or pickle the type under test take it too)."""
+
+    def __init__(self, fields, *, timeout=1.0, layout="latch"):
+        super().__init__(fields, timeout=timeout, layout=layout)
+
+
 IMPLEMENTATIONS = {"native": _native_vitals.Vitals if _native_vitals else None,
+                   "native-latch": LatchVitals if _native_vitals else None,
                    "python": csnapshot.PyVitals}
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
 def Vitals(request):
-    """The Vitals type under test: the native one and its pure-Python twin."""
+    """The Vitals type under test: the native one (each layout) and its pure-Python twin."""
     cls = IMPLEMENTATIONS[request.param]
     if cls is None:
         pytest.fail("the compiled extension is not importable")

@@ -56,3 +56,18 @@ print(vitals_sum.consistent_sum(v, 1000), v.version)
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["3.75"]
+    # The in-process latch record (the third console example).
+    demo = re.search(r'\$ python -c "\n(import csnapshot, vitals_sum\n'
+                     r'v = csnapshot\.Vitals\([^\n]*layout=\'latch\'\)\n[^"]*)"\n4\.5',
+                     DOC.read_text())
+    assert demo, "the latch example is missing from docs/c-api.md"
+    run = subprocess.run([sys.executable, "-c", demo.group(1)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["4.5"]
+    code = ("import csnapshot, vitals_sum\n"
+            "try:\n    vitals_sum.latch_vitals_sum(csnapshot.Vitals([csnapshot.Field('a')]))\n"
+            "except TypeError as e:\n    print(e)\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                         capture_output=True, text=True)
+    assert run.stdout.strip() == "not a latch record: layout='classic'", run.stderr

@@ -298,7 +298,11 @@ def test_restore_with_a_stalled_section_raises_instead_of_boxing(Vitals):
     v.write(a=3.0)
     restore, args = v.__reduce__()
     # _restore builds the new record with Stalls(...), whose section stays
-    # open: the copy must not be boxed from a read that gave up.
+    # open: the copy must not be boxed from a read that gave up.  A latch
+    # record's readers never wait for an open section: its copy is whole.
+    if v.layout == "latch" and isinstance(v, csnapshot._native_vitals.Vitals):
+        assert restore(Stalls, *args[1:]).read_tuple() == (3.0,)
+        return
     with pytest.raises(StalledWriterError):
         restore(Stalls, *args[1:])
 

@@ -148,8 +148,9 @@ def test_reader_comes_back_through_fallback_when_writer_resumes():
     assert elapsed < 10.0
 
 
-def test_second_writer_waits_for_first_then_proceeds():
-    v = csnapshot.Vitals([Field("n", kind=int)], timeout=10.0)
+@pytest.mark.parametrize("layout", ["classic", "latch"])
+def test_second_writer_waits_for_first_then_proceeds(layout):
+    v = csnapshot.Vitals([Field("n", kind=int)], timeout=10.0, layout=layout)
     held = threading.Event()
     release = threading.Event()
     done = []
@@ -174,9 +175,10 @@ def test_second_writer_waits_for_first_then_proceeds():
     assert v["n"] == 1 and done == [1]
 
 
-def test_many_fields_use_heap_buffers():
+@pytest.mark.parametrize("layout", ["classic", "latch"])
+def test_many_fields_use_heap_buffers(layout):
     fields = [Field(f"f{i}", kind=int if i % 2 else float) for i in range(100)]
-    v = csnapshot.Vitals(fields)
+    v = csnapshot.Vitals(fields, layout=layout)
     v.write(**{f"f{i}": i for i in range(100)})
     assert v.read_tuple() == tuple(range(100))
     v.apply_delta({f"f{i}": 1 for i in range(100)})
@@ -184,3 +186,55 @@ def test_many_fields_use_heap_buffers():
     v.write_tuple(range(100))
     assert list(v.read().values()) == list(range(100))
     assert v.read_tuple() is v.read_tuple()
+
+
+# ---- the latch layout ------------------------------------------------------
+
+@pytest.mark.parametrize("cls", [csnapshot.Vitals, csnapshot.PyVitals], ids=["native", "python"])
+def test_layout_is_checked_and_reported(cls):
+    assert cls([Field("a")]).layout == "classic"
+    assert cls([Field("a")], layout="latch").layout == "latch"
+    for bad in ("Latch", "", None, 1, b"latch"):
+        with pytest.raises(ValueError, match=r"layout must be 'classic' or 'latch', got "):
+            cls([Field("a")], layout=bad)
+    with pytest.raises(ValueError, match="got 'seqlock'"):
+        cls([Field("a")], layout="seqlock")
+
+
+def test_a_latch_reader_never_waits_for_an_open_section():
+    # The classic record's stale-memo reader waits for a held section and
+    # raises (test above); the latch's reads the other copy at once.
+    v = csnapshot.Vitals([Field("a"), Field("b")], timeout=0.1, layout="latch")
+    v.write(a=1.0, b=2.0)
+    _harness.run(v, 0, 0.001, "native", 1, 0.0, 1.0)   # native writes: the memo is stale
+    assert v.version > 1
+    current = (v.get("a"), v.get("b"))
+    assert current[1] == 2 * current[0]                 # the harness's invariant
+    with v._hold_write_section():
+        start = time.monotonic()
+        assert v.read_tuple() == current
+        assert v.read_versioned() == (v.version, current)
+        assert v["a"] == current[0]
+        assert time.monotonic() - start < 0.1           # well inside the timeout: no wait
+        with pytest.raises(StalledWriterError, match="kept its write section open"):
+            v.write(a=5.0)                              # writers do wait for each other
+    assert v.read_tuple() == current
+
+
+def test_a_native_writer_of_a_latch_record_takes_at_most_32_fields():
+    v = csnapshot.Vitals([Field(f"f{i}") for i in range(33)], layout="latch")
+    with pytest.raises(ValueError, match="at most 32 fields, got 33"):
+        _harness.run(v, 1, 0.01, "native", 1, 0.0, 1.0)
+
+
+def test_pickle_keeps_the_layout_and_old_pickles_load_as_classic():
+    import pickle
+    v = csnapshot.Vitals([Field("a", default=1.0)], layout="latch")
+    v.write(a=4.0)
+    clone = pickle.loads(pickle.dumps(v))
+    assert (clone.layout, clone.read_tuple(), clone.version) == ("latch", (4.0,), 0)
+    # The classic form's reduce tuple has no layout: what earlier releases wrote.
+    restore, args = csnapshot.Vitals([Field("a")]).__reduce__()
+    assert len(args) == 4 and restore(*args).layout == "classic"
+    with pytest.raises(ValueError, match="layout must be"):
+        restore(*args, "double")

@@ -16,23 +16,24 @@ import time
 import pytest
 
 from csnapshot import Field
-from csnapshot.testing import stress
+from csnapshot.testing import invariant_vitals, stress
 
 SECONDS = float(os.environ.get("CSNAPSHOT_STRESS_SECONDS", "1.0"))
 MIN_READS = int(os.environ.get("CSNAPSHOT_STRESS_MIN_READS", "1000000"))
 
 
+@pytest.mark.parametrize("layout", ["classic", "latch"])
 @pytest.mark.parametrize("readers, writer, writers", [
     (2, "native", 1),   # readers and a flat-out writer compete for 2 cores
     (1, "native", 1),
-    (2, "python", 1),   # the calling thread writes through Vitals.apply_delta
+    (2, "python", 1),   # the calling thread writes through Vitals.write_tuple
     (2, "native", 2),   # two writers serialise on the record's lock
 ])
-def test_native_readers_see_no_torn_copy(readers, writer, writers):
+def test_native_readers_see_no_torn_copy(readers, writer, writers, layout):
     per_reader = math.ceil(MIN_READS / 4 / readers)
     r = stress(readers=readers, seconds=SECONDS, writer=writer, writers=writers,
-               min_reads=per_reader)
-    print("\n" + r.summary())
+               min_reads=per_reader, vitals=invariant_vitals(8, layout))
+    print(f"\n{layout}: " + r.summary())
     assert r.torn == 0
     assert r.lost_writes == 0
     assert r.timeouts == 0

@@ -1,4 +1,5 @@
-"""The Vitals contract, held against the native and pure-Python `Vitals` and `SharedVitals`.
+"""The Vitals contract, held against the native `Vitals` (both layouts), its pure-Python twin
+and `SharedVitals`.
 
 `SharedVitals` runs wherever the API overlaps: a test it cannot take (copying,
 pickling and the repr of an in-process record) is listed in SHARED_SKIPS.
@@ -16,7 +17,17 @@ from csnapshot import Field, StalledWriterError
 
 import csnapshot
 
+
+
+class LatchVitals(csnapshot._native_vitals.Vitals if csnapshot._native_vitals else object):
+    """The native `Vitals`, latch layout by default (as tests/lib/conftest.py's)."""
+
+    def __init__(self, fields, *, timeout=1.0, layout="latch"):
+        super().__init__(fields, timeout=timeout, layout=layout)
+
+
 IMPLEMENTATIONS = {"native": csnapshot._native_vitals.Vitals if csnapshot._native_vitals else None,
+                   "native-latch": LatchVitals if csnapshot._native_vitals else None,
                    "python": csnapshot.PyVitals}
 
 SHARED_SKIPS = {
@@ -28,7 +39,7 @@ SHARED_SKIPS = {
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS) + ["shared"])
 def Vitals(request):
-    """The type under test: native Vitals, its pure-Python twin, SharedVitals (a writer's handle)."""
+    """The type under test: native Vitals (classic, latch), its twin, SharedVitals (a writer's handle)."""
     if request.param == "shared":
         reason = SHARED_SKIPS.get(request.node.originalname)
         if reason:

@@ -134,8 +134,11 @@ cdef inline void count_copy(uint64_t *buf, uint32_t n, uint64_t seq, double *las
         last_seq[0] = seq
 
 
-cdef void reader_loop(csnap_record *rec, uint32_t n, harness_stop *stop,
+cdef void reader_loop(csnap_record *rec, csnap_latch *latch, uint32_t n, harness_stop *stop,
                       int64_t timeout_ns, uint64_t *buf, reader_counts *out) noexcept nogil:
+    # Reads the classic record `rec`, or the latch when `latch` is not NULL
+    # (a Vitals(layout="latch")): the same counts, the same fallback to the
+    # writers' lock.  The branch goes the same way on every read.
     cdef csnap_read_stats stats
     cdef uint64_t seq = 0, last_seq = 0
     cdef double last_k = 0.0
@@ -146,10 +149,16 @@ cdef void reader_loop(csnap_record *rec, uint32_t n, harness_stop *stop,
         # The clock is read every 256 reads: cheap next to the reads themselves.
         if (out.reads & 255) == 0 and reader_should_stop(stop, out.reads):
             break
-        rc = csnap_read(rec, buf, &seq, &stats)
+        if latch != NULL:
+            rc = csnap_latch_read(latch, n, buf, &seq, &stats)
+        else:
+            rc = csnap_read(rec, buf, &seq, &stats)
         if rc == CSNAP_BUSY:
             out.fallbacks += 1
-            rc = csnap_read_locked(rec, buf, &seq, timeout_ns)
+            if latch != NULL:
+                rc = csnap_latch_read_locked(latch, n, buf, &seq, timeout_ns)
+            else:
+                rc = csnap_read_locked(rec, buf, &seq, timeout_ns)
             if rc != CSNAP_OK:
                 out.timeouts += 1
                 continue
@@ -180,30 +189,6 @@ cdef uint64_t writer_loop(csnap_record *rec, uint32_t n, harness_stop *stop,
         csnap_write_end(rec, seq)
         pace.writes += 1
     return pace.writes
-
-
-cdef void latch_reader_loop(csnap_latch *l, uint32_t n, harness_stop *stop,
-                            int64_t timeout_ns, uint64_t *buf, reader_counts *out) noexcept nogil:
-    # reader_loop on a Vitals(layout="latch"): the same counts, the same
-    # fallback (the writer threads' lock, when a writer overtook every try).
-    cdef csnap_read_stats stats
-    cdef uint64_t seq = 0, last_seq = 0
-    cdef double last_k = 0.0
-    cdef int rc
-    memset(&stats, 0, sizeof(stats))
-    harness_gate(stop)
-    while True:
-        if (out.reads & 255) == 0 and reader_should_stop(stop, out.reads):
-            break
-        rc = csnap_latch_read(l, n, buf, &seq, &stats)
-        if rc == CSNAP_BUSY:
-            out.fallbacks += 1
-            rc = csnap_latch_read_locked(l, n, buf, &seq, timeout_ns)
-            if rc != CSNAP_OK:
-                out.timeouts += 1
-                continue
-        count_copy(buf, n, seq, &last_k, &last_seq, out)
-    out.retries = stats.retries
 
 
 cdef uint64_t latch_writer_loop(csnap_latch *l, uint32_t n, harness_stop *stop,
@@ -412,10 +397,7 @@ def _run_reader(Vitals vitals, Py_ssize_t slot, _Stop stop, int64_t timeout_ns,
         stop.never_ran(reader=True)
         raise MemoryError()
     with nogil:
-        if latch != NULL:
-            latch_reader_loop(latch, n, &stop.s, timeout_ns, buf, &counts.c[slot])
-        else:
-            reader_loop(rec, n, &stop.s, timeout_ns, buf, &counts.c[slot])
+        reader_loop(rec, latch, n, &stop.s, timeout_ns, buf, &counts.c[slot])
         # Still without the GIL: a Python writer (writer="python") holds it
         # in a compiled loop that only this counter can end.
         harness_reader_ended(&stop.s)

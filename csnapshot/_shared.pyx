@@ -23,7 +23,7 @@ from libc.stdint cimport INT64_MAX, int64_t, uint32_t, uint64_t
 from posix.mman cimport MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE, mmap, munmap
 
 from csnapshot._seqlock cimport *
-from csnapshot._vitals cimport _Memo, vitals_convert
+from csnapshot._vitals cimport _Memo, vitals_add_delta, vitals_convert, vitals_delta_overflow
 
 import os
 import threading
@@ -602,25 +602,17 @@ cdef class SharedVitals(_SharedBase):
     cdef int _commit(self, Py_ssize_t n, uint32_t *idx, uint64_t *bits, bint delta) except -1:
         cdef Py_ssize_t k
         cdef uint32_t i
-        cdef double total
         self._lock()
         if delta:
             # Sums first, before anything is stored: a float that overflows
             # leaves the record as it was.
             for k in range(n):
                 i = idx[k]
-                if self._info[i].kind == CSNAP_F64:
-                    total = (csnap_bits_f64(csnap_latch_peek_bits(self._latch, i))
-                             + csnap_bits_f64(bits[k]))
-                    if not isfinite(total):
-                        csnap_latch_unlock(self._latch)
-                        raise ValueError(f"delta for field {self._fields[i].name!r} would make "
-                                         f"it {total!r}; the record is unchanged")
-                    bits[k] = csnap_f64_bits(csnap_clamp_f64(&self._info[i], total))
-                else:
-                    bits[k] = csnap_i64_bits(csnap_add_i64(
-                        &self._info[i], csnap_bits_i64(csnap_latch_peek_bits(self._latch, i)),
-                        csnap_bits_i64(bits[k])))
+                if not vitals_add_delta(&self._info[i], csnap_latch_peek_bits(self._latch, i),
+                                        &bits[k]):
+                    csnap_latch_unlock(self._latch)
+                    raise vitals_delta_overflow(self._fields[i],
+                                                csnap_latch_peek_bits(self._latch, i), bits[k])
         csnap_latch_write(self._latch, <uint32_t>n, idx, bits)
         csnap_latch_unlock(self._latch)
         return 0

@@ -88,3 +88,11 @@ cdef inline csnap_latch *vitals_latch(Vitals v) noexcept:
 # unless it is a delta): the one conversion every record type uses.
 cdef int vitals_convert(object field, const csnap_slot_info *info, object value, bint delta,
                         uint64_t *out) except -1
+
+
+# A delta (slot bits from vitals_convert) added to the current bits of its
+# slot, clamped: False, nothing changed, when a float sum is not finite; then
+# vitals_delta_overflow(field, current, delta) is the ValueError to raise.
+cdef bint vitals_add_delta(const csnap_slot_info *info, uint64_t current,
+                           uint64_t *bits) noexcept
+cdef object vitals_delta_overflow(object field, uint64_t current, uint64_t delta)

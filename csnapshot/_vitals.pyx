@@ -156,6 +156,30 @@ cdef int vitals_convert(object field, const csnap_slot_info *info, object value,
     return 0
 
 
+cdef bint vitals_add_delta(const csnap_slot_info *info, uint64_t current,
+                           uint64_t *bits) noexcept:
+    # *bits (a delta from vitals_convert) becomes current + delta, clamped; an
+    # int sum saturates at the int64 range.  False, with *bits unchanged, when
+    # a float sum is not finite: the caller leaves the record as it was.
+    cdef double total
+    if info.kind == CSNAP_F64:
+        total = csnap_bits_f64(current) + csnap_bits_f64(bits[0])
+        if not isfinite(total):
+            return False
+        bits[0] = csnap_f64_bits(csnap_clamp_f64(info, total))
+    else:
+        bits[0] = csnap_i64_bits(csnap_add_i64(info, csnap_bits_i64(current),
+                                               csnap_bits_i64(bits[0])))
+    return True
+
+
+cdef object vitals_delta_overflow(object field, uint64_t current, uint64_t delta):
+    # The error for a float delta vitals_add_delta() refused.
+    cdef double total = csnap_bits_f64(current) + csnap_bits_f64(delta)
+    return ValueError(f"delta for field {field.name!r} would make it {total!r}; "
+                      "the record is unchanged")
+
+
 @cython.auto_pickle(False)
 cdef class Vitals:
     """A record of named numeric fields: consistent reads, all-or-nothing writes.
@@ -575,7 +599,6 @@ cdef class Vitals:
         cdef int rc = CSNAP_OK
         cdef Py_ssize_t k
         cdef uint32_t i
-        cdef double total
         # GIL builds, while readers are reading (they took the current memo):
         # the writer leaves them the new values boxed (below), so the first
         # read after a write is a memo hit instead of a reader boxing a copy
@@ -601,28 +624,16 @@ cdef class Vitals:
                     f"Vitals: another writer kept its write section open for over "
                     f"{self._timeout} s")
         if delta:
-            # Float sums first, before anything is stored: one that overflows to
+            # Every sum first, before anything is stored: one that overflows to
             # inf must leave the record as it was (an inf cannot be serialised).
             for k in range(n):
                 i = idx[k]
-                if info[i].kind == CSNAP_F64:
-                    total = (csnap_bits_f64(csnap_write_peek_bits(rec, i))
-                             + csnap_bits_f64(bits[k]))
-                    if not isfinite(total):
-                        csnap_write_abort_unchanged(rec, seq)
-                        raise ValueError(
-                            f"delta for field {self._fields[i].name!r} would make it "
-                            f"{total!r}; the record is unchanged")
-                    bits[k] = csnap_f64_bits(total)
+                if not vitals_add_delta(&info[i], csnap_write_peek_bits(rec, i), &bits[k]):
+                    csnap_write_abort_unchanged(rec, seq)
+                    raise vitals_delta_overflow(self._fields[i], csnap_write_peek_bits(rec, i),
+                                                bits[k])
         for k in range(n):
-            i = idx[k]
-            if not delta:
-                csnap_store_bits(rec, i, bits[k])
-            elif info[i].kind == CSNAP_I64:
-                csnap_store_bits(rec, i, csnap_i64_bits(csnap_add_i64(
-                    &info[i], csnap_bits_i64(csnap_write_peek_bits(rec, i)), csnap_bits_i64(bits[k]))))
-            else:
-                csnap_store_f64(rec, i, csnap_bits_f64(bits[k]))  # the sum, made above
+            csnap_store_bits(rec, idx[k], bits[k])
         if leave:
             # The section holder's own view of every slot: nobody else stores now.
             for i in range(<uint32_t>self._n):
@@ -645,7 +656,6 @@ cdef class Vitals:
         cdef int rc = CSNAP_OK
         cdef Py_ssize_t k
         cdef uint32_t i
-        cdef double total
         if leave:
             keep = _buffers(&after, self._n)
         if not csnap_latch_try_lock(latch):
@@ -657,22 +667,13 @@ cdef class Vitals:
                     f"Vitals: another writer kept its write section open for over "
                     f"{self._timeout} s")
         if delta:
-            # Sums first: one that overflows leaves the record as it was.
+            # Every sum first: one that overflows leaves the record as it was.
             for k in range(n):
                 i = idx[k]
-                if info[i].kind == CSNAP_F64:
-                    total = (csnap_bits_f64(csnap_latch_peek_bits(latch, i))
-                             + csnap_bits_f64(bits[k]))
-                    if not isfinite(total):
-                        csnap_latch_unlock(latch)
-                        raise ValueError(
-                            f"delta for field {self._fields[i].name!r} would make it "
-                            f"{total!r}; the record is unchanged")
-                    bits[k] = csnap_f64_bits(csnap_clamp_f64(&info[i], total))
-                else:
-                    bits[k] = csnap_i64_bits(csnap_add_i64(
-                        &info[i], csnap_bits_i64(csnap_latch_peek_bits(latch, i)),
-                        csnap_bits_i64(bits[k])))
+                if not vitals_add_delta(&info[i], csnap_latch_peek_bits(latch, i), &bits[k]):
+                    csnap_latch_unlock(latch)
+                    raise vitals_delta_overflow(self._fields[i], csnap_latch_peek_bits(latch, i),
+                                                bits[k])
         seq = csnap_latch_write_quiet(latch, <uint32_t>n, idx, bits)
         if leave:
             for i in range(<uint32_t>self._n):

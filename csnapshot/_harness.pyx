@@ -191,13 +191,28 @@ cdef uint64_t writer_loop(csnap_record *rec, uint32_t n, harness_stop *stop,
     return pace.writes
 
 
+cdef inline void latch_write_next(csnap_latch *l, uint32_t n, const uint32_t *idx,
+                                  uint64_t *bits, bint wake) noexcept nogil:
+    # Holding the latch's lock: the next write of the invariant (k read back,
+    # slot i <- (k + 1) * (i + 1)), then unlock.  `wake`: a shared latch's
+    # waiters (csnap_latch_write); an in-process one has none (_quiet).
+    cdef double k = csnap_bits_f64(csnap_latch_peek_bits(l, 0)) + 1.0
+    cdef uint32_t i
+    for i in range(n):
+        bits[i] = csnap_f64_bits(k * (i + 1))
+    if wake:
+        csnap_latch_write(l, n, idx, bits)
+    else:
+        csnap_latch_write_quiet(l, n, idx, bits)
+    csnap_latch_unlock(l)
+
+
 cdef uint64_t latch_writer_loop(csnap_latch *l, uint32_t n, harness_stop *stop,
                                 int64_t period_ns) noexcept nogil:
     # writer_loop on a Vitals(layout="latch"), as Vitals writes it (the
     # writer threads' lock, both halves, no wake-up); n <= 32 (checked by run).
     cdef uint32_t idx[32]
     cdef uint64_t bits[32]
-    cdef double k
     cdef uint32_t i
     cdef int turn
     cdef writer_pace pace = writer_start(stop, period_ns)
@@ -209,11 +224,7 @@ cdef uint64_t latch_writer_loop(csnap_latch *l, uint32_t n, harness_stop *stop,
             break
         if turn == WRITER_WAIT or csnap_latch_lock(l, -1) != CSNAP_OK:
             continue
-        k = csnap_bits_f64(csnap_latch_peek_bits(l, 0)) + 1.0
-        for i in range(n):
-            bits[i] = csnap_f64_bits(k * (i + 1))
-        csnap_latch_write_quiet(l, n, idx, bits)
-        csnap_latch_unlock(l)
+        latch_write_next(l, n, idx, bits, False)
         pace.writes += 1
     return pace.writes
 
@@ -614,7 +625,6 @@ def latch_writer(SharedVitals v, uint64_t writes, double write_rate=0.0):
     cdef uint64_t bits[32]
     cdef uint32_t i
     cdef uint64_t done = 0
-    cdef double k
     cdef int64_t period = _ns(1.0 / write_rate, "1 / write_rate") if write_rate > 0 else 0
     cdef int64_t next_at
     for i in range(n):
@@ -628,10 +638,6 @@ def latch_writer(SharedVitals v, uint64_t writes, double write_rate=0.0):
                 next_at += period
             if csnap_latch_lock(l, -1) != CSNAP_OK:
                 continue
-            k = csnap_bits_f64(csnap_latch_peek_bits(l, 0)) + 1.0
-            for i in range(n):
-                bits[i] = csnap_f64_bits(k * (i + 1))
-            csnap_latch_write(l, n, idx, bits)
-            csnap_latch_unlock(l)
+            latch_write_next(l, n, idx, bits, True)
             done += 1
     return done

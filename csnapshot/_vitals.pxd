@@ -61,6 +61,7 @@ cdef class Vitals:
     cdef int _commit_latch(self, Py_ssize_t n, uint32_t *idx, uint64_t *bits, bint delta,
                            bint leave) except -1
     cdef int _leave_memo(self, uint64_t seq, uint64_t *bits) except -1
+    cdef object _writer_stalled(self)
 
 
 cdef inline csnap_record *vitals_record(Vitals v) noexcept:

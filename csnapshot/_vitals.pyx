@@ -620,9 +620,7 @@ cdef class Vitals:
             with nogil:
                 rc = csnap_write_begin(rec, self._timeout_ns, &seq)
             if rc != CSNAP_OK:
-                raise StalledWriterError(
-                    f"Vitals: another writer kept its write section open for over "
-                    f"{self._timeout} s")
+                raise self._writer_stalled()
         if delta:
             # Every sum first, before anything is stored: one that overflows to
             # inf must leave the record as it was (an inf cannot be serialised).
@@ -663,9 +661,7 @@ cdef class Vitals:
             with nogil:
                 rc = csnap_latch_lock(latch, self._timeout_ns)
             if rc != CSNAP_OK:
-                raise StalledWriterError(
-                    f"Vitals: another writer kept its write section open for over "
-                    f"{self._timeout} s")
+                raise self._writer_stalled()
         if delta:
             # Every sum first: one that overflows leaves the record as it was.
             for k in range(n):
@@ -682,6 +678,11 @@ cdef class Vitals:
         if leave:
             self._leave_memo(seq, after.bits)
         return 0
+
+    cdef object _writer_stalled(self):
+        # Either layout's error for a writer that waited out `timeout`.
+        return StalledWriterError(f"Vitals: another writer kept its write section open for "
+                                  f"over {self._timeout} s")
 
     cdef int _leave_memo(self, uint64_t seq, uint64_t *bits) except -1:
         # The memo of the version this writer just closed (seq, even).  The write

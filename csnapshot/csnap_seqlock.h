@@ -190,6 +190,26 @@ static inline size_t csnap_round_line(size_t n)
     return (n + CSNAP_CACHE_LINE - 1) / CSNAP_CACHE_LINE * CSNAP_CACHE_LINE;
 }
 
+/* `size` bytes (a whole number of lines) aligned to a cache line; NULL when
+ * out of memory.  Free with csnap_line_free(). */
+static inline void *csnap_line_alloc(size_t size)
+{
+#if defined(_WIN32)
+    return _aligned_malloc(size, CSNAP_CACHE_LINE);
+#else
+    return aligned_alloc(CSNAP_CACHE_LINE, size);
+#endif
+}
+
+static inline void csnap_line_free(void *p)
+{
+#if defined(_WIN32)
+    _aligned_free(p);
+#else
+    free(p);
+#endif
+}
+
 static inline size_t csnap_info_offset(uint32_t nslots)
 {
     return csnap_round_line(offsetof(csnap_record, slots) + (size_t)nslots * sizeof(uint64_t));
@@ -211,11 +231,7 @@ static inline csnap_slot_info *csnap_info(csnap_record *r)
 static inline csnap_record *csnap_record_alloc(uint32_t nslots)
 {
     size_t size = csnap_record_size(nslots);
-#if defined(_WIN32)
-    csnap_record *r = (csnap_record *)_aligned_malloc(size, CSNAP_CACHE_LINE);
-#else
-    csnap_record *r = (csnap_record *)aligned_alloc(CSNAP_CACHE_LINE, size);
-#endif
+    csnap_record *r = (csnap_record *)csnap_line_alloc(size);
     if (r == NULL) return NULL;
     memset((void *)r, 0, size);
     atomic_init(&r->seq, 0);
@@ -234,11 +250,7 @@ static inline csnap_record *csnap_record_alloc(uint32_t nslots)
 
 static inline void csnap_record_free(csnap_record *r)
 {
-#if defined(_WIN32)
-    _aligned_free(r);
-#else
-    free(r);
-#endif
+    csnap_line_free(r);
 }
 
 /* ---- readers ---------------------------------------------------------- */
@@ -506,11 +518,7 @@ static inline void csnap_latch_init(csnap_latch *l, uint32_t nslots, uint32_t ni
 static inline csnap_latch *csnap_latch_alloc(uint32_t nslots)
 {
     size_t size = csnap_latch_size(nslots, nslots);
-#if defined(_WIN32)
-    csnap_latch *l = (csnap_latch *)_aligned_malloc(size, CSNAP_CACHE_LINE);
-#else
-    csnap_latch *l = (csnap_latch *)aligned_alloc(CSNAP_CACHE_LINE, size);
-#endif
+    csnap_latch *l = (csnap_latch *)csnap_line_alloc(size);
     if (l == NULL) return NULL;
     memset((void *)l, 0, size);
     csnap_latch_init(l, nslots, nslots);
@@ -519,11 +527,7 @@ static inline csnap_latch *csnap_latch_alloc(uint32_t nslots)
 
 static inline void csnap_latch_free(csnap_latch *l)
 {
-#if defined(_WIN32)
-    _aligned_free(l);
-#else
-    free(l);
-#endif
+    csnap_line_free(l);
 }
 
 /* The pid stored by the holder of the writer role (0: none yet).  Relaxed

@@ -13,7 +13,10 @@ events).  The routes, query rules, status codes, headers, ETag/304 and JSON
 errors are `LifeApi`'s (`src.api.dispatch.respond`); the limits too: the body
 cap, ``application/json`` for POST, the JSON depth limit, and the allowed
 Host names (``$LIFE_ALLOWED_HOSTS``, comma-separated; default: the loopback
-names).  ``$LIFE_API_TOKEN`` protects POST.
+names).  ``$LIFE_API_TOKEN`` protects POST.  Serving a follower (``--follow URL
+--workers 0``), each server process pushes ``POST /event`` to the origin's
+Redis stream itself: give it ``$LIFE_REDIS_EVENTS_URL`` (the ``--follow`` URL),
+``$LIFE_REDIS_PREFIX`` and ``$LIFE_REDIS_EVENTS_MAX``, as the follower logs.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from src.api.errors import json_bytes
 from src.api.shared_api import SharedLifeApi
 from src.event_channel import EventSender
 from src.publication import SHM_NAME_ENV, PublicationReader
+from src.bridge.events import sink_from_env
 
 __all__ = ["app", "LifeAsgi"]
 
@@ -55,7 +59,10 @@ class LifeAsgi:
         hosts = os.environ.get("LIFE_ALLOWED_HOSTS")
         allowed = list(_LOOPBACK) if hosts is None else (
             None if hosts.strip() == "*" else [h.strip() for h in hosts.split(",") if h.strip()])
-        return SharedLifeApi(reader, EventSender(name), role="asgi",
+        # A follower's own route to the origin's event stream, kept across rebuilds.
+        sink = self.api.event_queue if self.api is not None else sink_from_env(os.environ)
+        return SharedLifeApi(reader, None if sink else EventSender(name), role="asgi",
+                             event_queue=sink,
                              api_token=os.environ.get("LIFE_API_TOKEN"),
                              protect_get=os.environ.get("LIFE_PROTECT_GET") == "1",
                              allowed_hosts=allowed)

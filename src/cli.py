@@ -183,9 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         allowed_hosts = None
     if args.follow is not None:  # a follower: no state, no loop, no data folder
-        def start_shared(manager: StateSnapshotManager, sink: Any) -> SharedServing:
+        def start_shared(manager: StateSnapshotManager,
+                         worker_env: dict[str, str]) -> SharedServing:
             name = args.shm_name or f"life-follow-{args.redis_prefix}-{args.port}"
-            return _start_shared(args, manager, sink, token, allowed_hosts, 5.0, name)
+            return _start_shared(args, manager, None, token, allowed_hosts, 5.0, name,
+                                 worker_env)
         return run_follower(args, token, allowed_hosts,
                             None if args.workers is None else start_shared)
     keys = None
@@ -308,9 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if "error" in outcome else 0
 
 
-def _start_shared(args: argparse.Namespace, manager: StateSnapshotManager, queue: EventQueue,
-                  token: str | None, allowed_hosts: list[str] | None, stall_after: float,
-                  name: str) -> SharedServing:
+def _start_shared(args: argparse.Namespace, manager: StateSnapshotManager,
+                  queue: EventQueue | None, token: str | None, allowed_hosts: list[str] | None,
+                  stall_after: float, name: str,
+                  worker_env: dict[str, str] | None = None) -> SharedServing:
     """The publication, event channel and (N >= 1) worker pool of ``--workers N``."""
     options = ["--max-connections", str(args.max_connections),
                "--read-timeout", str(args.read_timeout),
@@ -323,7 +326,8 @@ def _start_shared(args: argparse.Namespace, manager: StateSnapshotManager, queue
     if args.protect_get:
         options.append("--protect-get")
     shared = SharedServing(name, manager, queue, workers=args.workers, host=args.host,
-                           port=args.port, worker_options=options, token=token)
+                           port=args.port, worker_options=options, token=token,
+                           worker_env=worker_env)
     log.info("shared memory: %s=%s (segments /dev/shm/%s-*, %d worker process(es))",
              SHM_NAME_ENV, name, name, args.workers)
     return shared.start()

@@ -36,20 +36,27 @@ def default_shm_name(data_dir: Path) -> str:
 
 
 class SharedServing:
-    """Publication + event channel (+ the worker pool when `workers` >= 1)."""
+    """Publication + event channel (+ the worker pool when `workers` >= 1).
 
-    def __init__(self, name: str, manager: StateSnapshotManager, queue: EventQueue, *,
+    `queue` None (a follower: its workers push events to Redis themselves):
+    no event channel.  `worker_env`: added to the workers' environment.
+    """
+
+    def __init__(self, name: str, manager: StateSnapshotManager, queue: EventQueue | None, *,
                  workers: int, host: str, port: int, worker_options: list[str],
-                 token: str | None) -> None:
+                 token: str | None, worker_env: dict[str, str] | None = None) -> None:
         self.name = name
         self.workers = workers
         self.host = host
         self.port = port
         self._reserved: Any = None
         self.pool: WorkerPool | None = None
-        self.writer = PublicationWriter(name, workers=workers, queue_capacity=queue.maxsize)
+        self.writer = PublicationWriter(name, workers=workers,
+                                        queue_capacity=0 if queue is None else queue.maxsize)
+        self.receiver: EventReceiver | None = None
         try:
-            self.receiver = EventReceiver(name, queue)
+            if queue is not None:
+                self.receiver = EventReceiver(name, queue)
         except OSError as exc:
             self.writer.close()
             raise OSError(exc.errno, f"cannot bind the event channel of {name!r}: "
@@ -59,7 +66,8 @@ class SharedServing:
             try:
                 self._reserved = reserve_port(host, port)
             except OSError:
-                self.receiver.close()
+                if self.receiver is not None:
+                    self.receiver.close()
                 self.writer.close()
                 raise
             self.port = self._reserved.getsockname()[1]
@@ -67,6 +75,7 @@ class SharedServing:
             env.pop("LIFE_API_TOKEN", None)
             if token is not None:
                 env["LIFE_API_TOKEN"] = token
+            env.update(worker_env or {})
             argv = ["--name", name, "--host", host,
                     "--port", str(self.port), *worker_options]
             self.pool = WorkerPool(workers, argv, env=env)
@@ -77,7 +86,8 @@ class SharedServing:
         return f"http://{host}:{self.port}"
 
     def start(self) -> "SharedServing":
-        self.receiver.start()
+        if self.receiver is not None:
+            self.receiver.start()
         self.publisher.start()
         if self.pool is not None:
             self.pool.start()
@@ -91,7 +101,8 @@ class SharedServing:
         """After the loop stopped: publish its final snapshot, then remove everything."""
         self.stop_workers()
         self.publisher.stop()
-        self.receiver.close()
+        if self.receiver is not None:
+            self.receiver.close()
         self.writer.close()
         if self._reserved is not None:
             self._reserved.close()

@@ -4,6 +4,9 @@ It serves the built-in HTTP server (`src.api.server.LifeServer`, with
 ``SO_REUSEPORT`` so every worker listens on the same port) over
 `SharedLifeApi`: what the loop's process publishes in the shared-memory
 segments of instance `N`.  The API token comes from ``$LIFE_API_TOKEN``.
+A follower's workers push ``POST /event`` to the origin's Redis stream
+themselves, through the stream named by ``$LIFE_REDIS_EVENTS_URL`` (and
+``$LIFE_REDIS_PREFIX``, ``$LIFE_REDIS_EVENTS_MAX``; `src.bridge.events`).
 It stops on SIGTERM/SIGINT; if the loop's process is gone it keeps serving
 the last snapshot (marked stale) and exits after ``--orphan-exit`` seconds
 without a parent.
@@ -21,6 +24,8 @@ import time
 
 from src.api.server import LifeServer
 from src.api.shared_api import SharedLifeApi
+from src.bridge.connection import BridgeError
+from src.bridge.events import sink_from_env
 from src.event_channel import EventSender
 from src.publication import PublicationReader
 
@@ -78,9 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     allowed = None if args.allowed_hosts is None else [
         h for h in args.allowed_hosts.split(",") if h]
-    api = SharedLifeApi(reader, EventSender(args.name), api_token=os.environ.get(TOKEN_ENV),
-                        protect_get=args.protect_get, stall_after=args.stall_after,
-                        allowed_hosts=allowed)
+    try:
+        sink = sink_from_env(os.environ)  # a follower's: its own route to the origin
+    except BridgeError as exc:  # what the operator set is wrong
+        log.error("%s", exc)
+        reader.close()
+        return 2
+    api = SharedLifeApi(reader, None if sink else EventSender(args.name), event_queue=sink,
+                        api_token=os.environ.get(TOKEN_ENV), protect_get=args.protect_get,
+                        stall_after=args.stall_after, allowed_hosts=allowed)
     try:
         server = LifeServer((args.host, args.port), api.snapshot_manager, api=api,
                             reuse_port=True, max_connections=args.max_connections,
@@ -110,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.shutdown()
         reader.close()
+        if sink is not None:
+            sink.close()
     return 0
 
 

@@ -13,7 +13,10 @@ reading `src.publication` segments instead of a snapshot manager.
 - ``/vitals``: the vitals of the latest published snapshot.
 - ``/health``: the loop's liveness (writer alive, tick age), this process's
   ``pid`` and the number of workers; 503 ``stalled`` when the loop is gone.
-- ``POST /event``: validated here, then sent through `src.event_channel`.
+- ``POST /event``: validated here, then sent through `src.event_channel`; on
+  a follower, pushed to the origin's Redis stream by this process's own
+  `event_queue` (a `src.bridge.events.RedisEventSink`), whose ``queue_depth``
+  and ``events_dropped`` this process's ``/health`` reports.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 from http import HTTPStatus
 from typing import Any
 
+from src.bridge.events import EVENTS_URL_ENV
 from src.environment.event import Event
 from src.event_channel import ChannelDown, ChannelFull, EventSender
 from src.publication import BRIDGE_ROLES, PublicationReader
@@ -107,6 +111,8 @@ class SharedLifeApi(LifeApi):
                                 "workers": meta.workers, "loop_alive": alive,
                                 "queue_depth": meta.queue_depth,
                                 "events_dropped": meta.events_dropped}
+        if self.event_queue is not None:  # a follower's process: its own sink's view
+            body.update(queue_depth=len(self.event_queue), events_dropped=self.event_queue.dropped)
         if meta.bridge_role:
             body["redis"] = _bridge_block(meta)
         if meta.snapshot_version == 0:
@@ -123,15 +129,23 @@ class SharedLifeApi(LifeApi):
         return status, json_bytes(body), {"Cache-Control": "no-store"}
 
     def enqueue(self, event: Event) -> Response:
+        meta = self.reader.state()
+        if BRIDGE_ROLES[meta.bridge_role] == "follower":
+            # A follower's events go to the origin through Redis, from this process.
+            if not meta.bridge_connected:
+                raise BadRequest(HTTPStatus.SERVICE_UNAVAILABLE,
+                                 "the Redis event stream is unreachable; retry later",
+                                 {"Retry-After": "1"})
+            if self.event_queue is None:
+                raise BadRequest(HTTPStatus.SERVICE_UNAVAILABLE,
+                                 f"this follower process has no route to the origin's event "
+                                 f"stream: start it with ${EVENTS_URL_ENV} set to the --follow "
+                                 f"URL")
+        if self.event_queue is not None:
+            return super().enqueue(event)  # 503 when the stream is full or unreachable
         sender = self.sender
         if sender is None:
             raise BadRequest(HTTPStatus.SERVICE_UNAVAILABLE, "no event queue is configured")
-        meta = self.reader.state()
-        if BRIDGE_ROLES[meta.bridge_role] == "follower" and not meta.bridge_connected:
-            # A follower's events go to the origin through Redis: none can cross now.
-            raise BadRequest(HTTPStatus.SERVICE_UNAVAILABLE,
-                             "the Redis event stream is unreachable; retry later",
-                             {"Retry-After": "1"})
         if meta.queue_capacity and meta.queue_depth >= meta.queue_capacity:
             raise BadRequest(HTTPStatus.SERVICE_UNAVAILABLE,
                              "the event queue is full; retry later", {"Retry-After": "1"})

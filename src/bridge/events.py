@@ -5,7 +5,10 @@
   refuses when the stream holds `maxlen` entries (False: the API answers 503
   with Retry-After) and raises `EventSinkUnavailable` when Redis cannot be
   reached (also a 503).  Nothing is dropped silently: a refused event is the
-  client's to retry.
+  client's to retry.  Every process that answers ``POST /event`` has its
+  own sink (a follower's workers find the stream through `sink_from_env`),
+  so the check for room and the append are one step however many
+  processes push.
 - `RedisEventDrain` (the origin, its own thread): ``XREAD BLOCK`` from that
   stream, each entry validated again (`Event`) and pushed into the origin's
   `EventQueue`, then ``XDEL``-ed.  It reads at most as many entries as the
@@ -22,19 +25,27 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from src.environment.event import Event
 from src.environment.event_queue import EventQueue, EventSinkUnavailable
 
-from .connection import Keys, connect, import_redis, mask_url
+from .connection import DEFAULT_PREFIX, BridgeError, Keys, connect, import_redis, mask_url
 from src.ratelog import RateLimitedLog
 
-__all__ = ["RedisEventSink", "RedisEventDrain", "DEFAULT_EVENTS_MAX"]
+__all__ = ["RedisEventSink", "RedisEventDrain", "DEFAULT_EVENTS_MAX", "EVENTS_URL_ENV",
+           "EVENTS_PREFIX_ENV", "EVENTS_MAX_ENV", "sink_from_env"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_EVENTS_MAX = 1000  # events waiting in Redis for the origin, at most
+# A follower's API processes (its --workers, uvicorn/granian workers) each push
+# through their own sink; they find the stream here.  The URL travels in the
+# environment, never in argv, so its password does not show in `ps`.
+EVENTS_URL_ENV = "LIFE_REDIS_EVENTS_URL"
+EVENTS_PREFIX_ENV = "LIFE_REDIS_PREFIX"
+EVENTS_MAX_ENV = "LIFE_REDIS_EVENTS_MAX"
 _FIELDS = ("type", "intensity", "timestamp", "metadata")
 _DRAIN_BLOCK = 1.0
 _MAX_BACKOFF = 2.0
@@ -86,15 +97,7 @@ class RedisEventSink:
         return True
 
     def __len__(self) -> int:
-        """The stream's length at the last push or refresh (the origin's backlog then)."""
-        return self._depth
-
-    def refresh_depth(self) -> int:
-        """Ask Redis for the stream's length now (the origin drains it); the last one if down."""
-        try:
-            self._depth = int(self._client.xlen(self._keys.events))
-        except self._redis.RedisError:
-            pass
+        """The stream's length at this sink's last push (the origin's backlog then)."""
         return self._depth
 
     @property
@@ -104,6 +107,32 @@ class RedisEventSink:
 
     def close(self) -> None:
         self._client.close()
+
+
+def sink_from_env(environ: Mapping[str, str]) -> RedisEventSink | None:
+    """The sink named by `EVENTS_URL_ENV` & co. in `environ`; None if that is unset.
+
+    BridgeError for a bad URL, prefix or maximum (nothing is sent yet: a
+    Redis that is down now is a 503 per event, not a start-up failure).
+    """
+    url = environ.get(EVENTS_URL_ENV)
+    if not url:
+        return None
+    raw_max = environ.get(EVENTS_MAX_ENV, str(DEFAULT_EVENTS_MAX))
+    try:
+        maxlen = int(raw_max)
+    except ValueError:
+        maxlen = 0
+    if not 1 <= maxlen <= 10_000_000:
+        raise BridgeError(f"${EVENTS_MAX_ENV}: expected an integer from 1 to 10000000, "
+                          f"got {raw_max!r}")
+    prefix = environ.get(EVENTS_PREFIX_ENV, DEFAULT_PREFIX)
+    try:
+        keys = Keys(prefix)
+    except BridgeError:
+        raise BridgeError(f"${EVENTS_PREFIX_ENV}: expected 1-64 letters, digits, '_', '-' or "
+                          f"'.', got {prefix!r}") from None
+    return RedisEventSink(url, keys, maxlen)
 
 
 class RedisEventDrain:

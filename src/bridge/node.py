@@ -7,7 +7,8 @@
 - `OriginBridge`: the publisher and the event drain of an origin.
 - `run_follower`: the whole follower node - an API server over a local
   snapshot manager fed by a `RedisFollower`, with a `RedisEventSink` as its
-  event queue; no loop, no data folder.
+  event queue; no loop, no data folder.  With ``--workers`` each worker
+  process pushes through a sink of its own (`follower_worker_env`).
 """
 
 from __future__ import annotations
@@ -22,18 +23,20 @@ from src.api.cache import StatusCache
 from src.api.errors import json_bytes
 from src.api.routes import LifeApi
 from src.api.server import start_api_server
-from src.environment.event_queue import EventQueue, EventSinkUnavailable
+from src.environment.event_queue import EventQueue
+from src.publication import SHM_NAME_ENV
 from src.signals import StopSignals
 from src.state.snapshot_manager import StateSnapshot, StateSnapshotManager
 from src.state.status import status_view
 
 from .connection import DEFAULT_PREFIX, BridgeError, Keys, check_connection, connect, mask_url
-from .events import DEFAULT_EVENTS_MAX, RedisEventDrain, RedisEventSink
+from .events import (DEFAULT_EVENTS_MAX, EVENTS_MAX_ENV, EVENTS_PREFIX_ENV, EVENTS_URL_ENV,
+                     RedisEventDrain, RedisEventSink)
 from .follower import RedisFollower
 from .publisher import DEFAULT_MAX_RATE, DEFAULT_RETENTION, HEARTBEAT_TTL, RedisPublisher
 
 __all__ = ["add_arguments", "check_redis", "OriginBridge", "LateHealth", "run_follower",
-           "plain_status_body"]
+           "follower_worker_env", "plain_status_body"]
 
 log = logging.getLogger("src.bridge")
 
@@ -157,52 +160,25 @@ def _republisher(manager: StateSnapshotManager,
     return republish
 
 
-class _ChannelSink:
-    """The sink as the workers' event channel sees a queue: never raises, counts refusals."""
-
-    def __init__(self, sink: RedisEventSink) -> None:
-        self._sink = sink
-        self.maxsize = sink.maxsize
-        self._looked_at = 0.0
-
-    def push(self, event: Any) -> bool:
-        try:
-            return self._sink.push(event)
-        except EventSinkUnavailable:
-            return False  # counted in `dropped`, logged by the sink (rate-limited)
-
-    def __len__(self) -> int:
-        # The publisher thread asks this for the workers' "queue full" check; the
-        # stream only shrinks as the origin drains it, so look (at most 5 times/s).
-        now = time.monotonic()
-        if now - self._looked_at >= 0.2:
-            self._looked_at = now
-            return self._sink.refresh_depth()
-        return len(self._sink)
-
-    @property
-    def dropped(self) -> int:
-        return self._sink.dropped
-
-
 def run_follower(args: argparse.Namespace, token: str | None,
                  allowed_hosts: list[str] | None,
                  start_shared: Callable[[StateSnapshotManager, Any], Any] | None = None) -> int:
     """Run a follower node until SIGINT/SIGTERM; the exit status.
 
-    `start_shared(manager, queue)`: with ``--workers``, the shared-memory
-    publication and worker pool over the follower's manager (`src.serving`).
+    `start_shared(manager, worker_env)`: with ``--workers``, the shared-memory
+    publication and worker pool over the follower's manager (`src.serving`),
+    the workers started with `worker_env` added to their environment.
     """
     url = args.follow
     try:
         keys = check_redis(url, args.redis_prefix, origin=False)
-        sink = RedisEventSink(url, keys, args.redis_events_max)
     except BridgeError as exc:
         log.error("%s", exc)
         return 2
     manager = StateSnapshotManager()
     if start_shared is not None:
-        return _follow_with_workers(args, url, keys, manager, sink, start_shared)
+        return _follow_with_workers(args, url, keys, manager, start_shared)
+    sink = RedisEventSink(url, keys, args.redis_events_max)
     try:
         server = start_api_server(manager, args.host, args.port, sink,  # type: ignore[arg-type]
                                   api_token=token, protect_get=args.protect_get,
@@ -230,30 +206,47 @@ def run_follower(args: argparse.Namespace, token: str | None,
     return 0
 
 
+def follower_worker_env(url: str, keys: Keys, events_max: int) -> dict[str, str]:
+    """What a follower's API process needs to push events itself (`events.sink_from_env`)."""
+    return {EVENTS_URL_ENV: url, EVENTS_PREFIX_ENV: keys.prefix,
+            EVENTS_MAX_ENV: str(events_max)}
+
+
 def _follow_with_workers(args: argparse.Namespace, url: str, keys: Keys,
-                         manager: StateSnapshotManager, sink: RedisEventSink,
-                         start_shared: Callable[[StateSnapshotManager, Any], Any]) -> int:
-    """A follower whose workers serve from shared memory what it republishes there."""
+                         manager: StateSnapshotManager,
+                         start_shared: Callable[[StateSnapshotManager, dict[str, str]], Any]
+                         ) -> int:
+    """A follower whose workers serve from shared memory what it republishes there.
+
+    This process only follows: each worker sends its POSTed events to the
+    stream through its own `RedisEventSink`, so a full stream is that
+    request's 503 (one atomic script per event), never an event accepted
+    here and dropped later.
+    """
     try:
-        shared = start_shared(manager, _ChannelSink(sink))
+        shared = start_shared(manager, follower_worker_env(url, keys, args.redis_events_max))
     except (OSError, RuntimeError) as exc:  # RuntimeError: PublicationBusy
         log.error("cannot serve on %s:%s: %s", args.host, args.port, exc)
-        sink.close()
         return 2
     follower = RedisFollower(url, keys, manager.publish_mirrored)
     # Its state reaches the workers (their /health; POST /event is a 503 while
     # Redis is unreachable) through the publication's meta fields.
     shared.writer.bridge_health = follower.health
     follower.start()
-    log.info("Life follower: %d worker processes on %s, following %s (prefix %r)",
-             args.workers, shared.url, mask_url(url), keys.prefix)
+    if args.workers:
+        log.info("Life follower: %d worker processes on %s, following %s (prefix %r)",
+                 args.workers, shared.url, mask_url(url), keys.prefix)
+    else:
+        log.info("Life follower: following %s (prefix %r) for ASGI workers; give them "
+                 "%s=%s, %s (the --follow URL), %s=%s and %s=%d", mask_url(url), keys.prefix,
+                 SHM_NAME_ENV, shared.name, EVENTS_URL_ENV, EVENTS_PREFIX_ENV, keys.prefix,
+                 EVENTS_MAX_ENV, args.redis_events_max)
     try:
         _wait_for_signal()
     finally:
         shared.stop_workers()
         follower.close()
         shared.close()
-        sink.close()
     return 0
 
 

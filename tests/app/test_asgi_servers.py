@@ -48,18 +48,16 @@ def loop(tmp_path):
     assert not [f for f in os.listdir("/dev/shm") if f.startswith(name)]
 
 
-@pytest.fixture(params=sorted(SERVERS))
-def served(request, tmp_path):
-    server = request.param
+def _start_server(server, tmp_path, **env_vars):
+    """`server` on a free port serving ``src.asgi:app`` with `env_vars`: ``(port, proc)``."""
     if importlib.util.find_spec(server) is None:
         pytest.skip(f"{server} is not installed for this interpreter (the `serve` extra "
                     "could not install here)")
-    name, _ = request.getfixturevalue("loop")  # only once the server is there
     port = free_port()
-    env = dict(os.environ, LIFE_SHM_NAME=name,
+    env = dict(os.environ, **env_vars,
                PYTHONPATH=os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH")])))
     # The server imports `src.asgi` from its cwd; run it from a folder holding only `src`.
-    app_dir = tmp_path / "app"
+    app_dir = tmp_path / f"app-{port}"
     app_dir.mkdir()
     (app_dir / "src").symlink_to(ROOT / "src")
     proc = subprocess.Popen(SERVERS[server](port), cwd=app_dir, env=env,
@@ -70,7 +68,10 @@ def served(request, tmp_path):
     except AssertionError:
         proc.kill()
         raise AssertionError(proc.communicate()[1][-2000:]) from None
-    yield server, port, proc
+    return port, proc
+
+
+def _stop_server(proc):
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -79,6 +80,18 @@ def served(request, tmp_path):
             proc.kill()
             proc.wait()
     proc.stderr.close()
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def served(request, tmp_path):
+    server = request.param
+    if importlib.util.find_spec(server) is None:  # before the loop starts
+        pytest.skip(f"{server} is not installed for this interpreter (the `serve` extra "
+                    "could not install here)")
+    name, _ = request.getfixturevalue("loop")
+    port, proc = _start_server(server, tmp_path, LIFE_SHM_NAME=name)
+    yield server, port, proc
+    _stop_server(proc)
 
 
 def _pids(port, want):
@@ -149,3 +162,46 @@ def test_a_killed_loop_is_reported_stalled(served, loop):
     finally:
         for seg in [f for f in os.listdir("/dev/shm") if f.startswith(name)]:
             os.unlink(os.path.join("/dev/shm", seg))
+
+
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_a_follower_served_by_an_asgi_server(server, tmp_path, redis_server):
+    """``--follow URL --workers 0`` under a real ASGI server: the origin's ETag and body,
+    and each server process pushes POSTed events to the origin's Redis stream itself."""
+    from tests.app.test_redis_bridge import origin, request, same_as_origin
+    if importlib.util.find_spec(server) is None:
+        pytest.skip(f"{server} is not installed for this interpreter")
+    nodes = []
+    name = f"life-asgi-follow-{os.getpid()}-{free_port()}"
+    follower = subprocess.Popen([sys.executable, "-c", MAIN, "--follow", redis_server.url,
+                                 "--workers", "0", "--shm-name", name,
+                                 "--redis-events-max", "5"],
+                                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
+    proc = None
+    try:
+        o = origin(tmp_path, nodes, redis_server.url)
+        poll(lambda: os.path.exists(f"/dev/shm/{name}-vitals") or follower.poll() is not None,
+             what="the follower's segments")
+        assert follower.poll() is None, follower.stderr.read()
+        port, proc = _start_server(server, tmp_path, LIFE_SHM_NAME=name,
+                                   LIFE_REDIS_EVENTS_URL=redis_server.url,
+                                   LIFE_REDIS_EVENTS_MAX="5")
+        served = type("Served", (), {"get": lambda self, path: request(port, path)})()
+        poll(same_as_origin(o, served), seconds=15, what=f"{server} serving the origin's ETag")
+        st, _, body = request(port, "/event", {"type": "sound", "intensity": 0.9})
+        assert st == 202, body
+        poll(lambda: b'"sound"' in o.get("/status?events_limit=10")[2], seconds=10,
+             what="the origin's state holds the event POSTed on the ASGI follower")
+        poll(lambda: b'"sound"' in served.get("/status?events_limit=10")[2], seconds=10,
+             what=f"{server} serving the state holding it")
+    finally:
+        if proc is not None:
+            _stop_server(proc)
+        for node in reversed(nodes):
+            node.stop()
+        follower.send_signal(signal.SIGTERM)
+        assert follower.wait(15) == 0
+        log = follower.stderr.read()
+        follower.stderr.close()
+    assert "LIFE_REDIS_EVENTS_URL" in log, log[-2000:]  # it said what the servers need

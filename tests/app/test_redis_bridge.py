@@ -212,22 +212,61 @@ def test_a_follower_workers_full_event_stream_is_a_503_until_it_drains(
         tmp_path, redis_server, nodes):
     f = follower(tmp_path, nodes, redis_server.url, "--workers", "2", "--redis-events-max", "2",
                  "--redis-prefix", "lonely")  # no origin drains it: the test does
+    until(lambda: f.health().get("redis", {}).get("connected"), 10, "the workers see Redis")
     client = redis_server.client()
-    accepted = []
+    # A burst from many clients at once, spread over both workers: each worker
+    # pushes through its own atomic script, so exactly `max` are accepted and
+    # every other event is a 503 at once - none accepted here and dropped later.
+    posts = 24
+    answers = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
 
-    def refused_as_full():
-        status, h, body = request(f.port, "/event", {"type": "shock"})
-        if status == 202:
-            accepted.append(1)
-            return False
-        assert status == 503 and h.get("retry-after"), (status, body)
-        return b"full" in body
-    until(refused_as_full, 10, "a worker refuses events once the stream is full")
-    assert len(accepted) >= 2 and client.xlen("lonely:events") == 2
+    def client_thread():
+        start.wait()
+        for _ in range(posts // 8):
+            status, h, body = request(f.port, "/event", {"type": "shock"})
+            with lock:
+                answers.append((status, h.get("retry-after"), body))
+    threads = [threading.Thread(target=client_thread) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(answers) == posts, f"{len(answers)} of {posts} requests answered"
+    accepted = [a for a in answers if a[0] == 202]
+    refused = [a for a in answers if a[0] != 202]
+    assert len(accepted) == 2, f"{len(accepted)} accepted of {posts}: {answers}"
+    assert all(st == 503 and ra and b"full" in b for st, ra, b in refused), refused
+    assert client.xlen("lonely:events") == 2
+    drops = {h["pid"]: h["events_dropped"] for h in (f.health() for _ in range(20))}
+    assert len(drops) == 2 and sum(drops.values()) == len(refused), drops  # each its own
     client.delete("lonely:events")  # the origin's drain, by hand
     until(lambda: request(f.port, "/event", {"type": "shock"})[0] == 202, 10,
           "the workers accept events again once the stream drained")
+    assert client.xlen("lonely:events") == 1
     assert f.stop() == 0, f.log.read_text()[-2000:]
+
+
+@pytest.mark.slow
+def test_a_follower_workers_get_the_password_from_the_environment_not_argv(
+        tmp_path, make_redis_server, nodes):
+    secured = make_redis_server(password="s3cret-pw")
+    o = origin(tmp_path, nodes, secured.url)
+    f = follower(tmp_path, nodes, secured.url, "--workers", "2")
+    until(same_as_origin(o, f), 10, "the follower's workers serve the origin")
+    children = Path(f"/proc/{f.proc.pid}/task/{f.proc.pid}/children").read_text().split()
+    assert len(children) == 2, children
+    for pid in children:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+        assert b"src.worker" in argv and b"s3cret-pw" not in argv, argv
+    status, _, body = request(f.port, "/event", {"type": "sound", "intensity": 0.9})
+    assert status == 202, body  # the worker reached the stream with the password
+    until(lambda: b'"sound"' in o.get("/status?events_limit=10")[2], 10,
+          "the origin's state holds the event")
+    for node in (f, o):
+        assert node.stop() == 0
+        assert "s3cret-pw" not in node.log.read_text()
 
 
 def _tick_rate(node, seconds):
@@ -419,6 +458,42 @@ def test_versions_only_move_forward_within_a_run_and_to_a_later_run():
     assert not _newer(Header(9, "a", 99.0, 8), served)
     assert _newer(Header(1, "b", 200.0, 0), served)      # a restarted origin
     assert not _newer(Header(50, "b", 50.0, 49), served)  # an older run's leftovers
+
+
+def test_a_follower_process_finds_its_event_stream_in_the_environment():
+    from src.bridge.connection import BridgeError
+    from src.bridge.events import sink_from_env
+    assert sink_from_env({}) is None  # an origin's worker: the channel to the loop instead
+    env = {"LIFE_REDIS_EVENTS_URL": "redis://:pw@127.0.0.1:1/0", "LIFE_REDIS_PREFIX": "blue",
+           "LIFE_REDIS_EVENTS_MAX": "7"}
+    sink = sink_from_env(env)  # nothing is sent yet: Redis being down is a 503 per event
+    try:
+        assert sink.maxsize == 7 and sink._keys.events == "blue:events"
+    finally:
+        sink.close()
+    with pytest.raises(BridgeError, match=r"LIFE_REDIS_EVENTS_MAX.*'0'"):
+        sink_from_env({**env, "LIFE_REDIS_EVENTS_MAX": "0"})
+    with pytest.raises(BridgeError, match=r"LIFE_REDIS_PREFIX.*'no spaces'"):
+        sink_from_env({**env, "LIFE_REDIS_PREFIX": "no spaces"})
+    with pytest.raises(BridgeError, match="not a Redis URL") as err:
+        sink_from_env({**env, "LIFE_REDIS_EVENTS_URL": "http://:pw@h/"})
+    assert "pw@" not in str(err.value)
+
+
+def test_a_follower_process_without_its_event_stream_says_what_to_set():
+    from types import SimpleNamespace
+    from src.api.errors import BadRequest
+    from src.api.shared_api import SharedLifeApi
+    from src.environment.event import Event
+    meta = SimpleNamespace(bridge_role=2, bridge_connected=1, queue_capacity=0, queue_depth=0)
+    reader = SimpleNamespace(state=lambda: meta)
+    api = SharedLifeApi(reader, None, role="asgi")  # an ASGI worker started without the env
+    with pytest.raises(BadRequest) as err:
+        api.enqueue(Event(type="sound"))
+    assert err.value.status == 503 and "LIFE_REDIS_EVENTS_URL" in str(err.value)
+    meta.bridge_connected = 0
+    with pytest.raises(BadRequest, match="unreachable"):
+        api.enqueue(Event(type="sound"))
 
 
 def test_passwords_are_masked():

@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from src.api.errors import json_bytes
 from src.state.frozen import FrozenState
+from src.state.memory import MemoryEntry
 from src.state.self_state import SelfState
 from src.state.snapshot_manager import StateSnapshot
-from src.state.state_format import encode_state
+from src.state.state_format import LARGE_PARTS, encode_state
 
 __all__ = ["FORMAT", "Header", "EntryEncoder", "encode_entry", "decode_header", "decode_frozen",
            "decode_snapshot"]
@@ -47,27 +48,31 @@ class Header(NamedTuple):
     tick: int
 
 
-# Parts of a state that stay the same object while unchanged (log views are cached until the
-# next append, frozen dicts until the next write): their JSON is reused from version to version.
-_REUSED = ("recent_events", "memory", "planning", "intelligence", "learning_params",
-           "adaptation_params", "adaptation_history")
+# Parts of a state that stay the same object while unchanged (frozen dicts are, until the
+# next write): their JSON is reused from version to version.
+_REUSED = ("planning", "intelligence", "learning_params", "adaptation_params")
 
 
-# Float histories: a new entry every tick, so never the same view twice, but all of
-# their 32-entry chunks except the newest (and the oldest, being trimmed) are the same
-# tuples from version to version; formatting floats is most of an entry's cost.
-_CHUNKED = ("energy_history", "stability_history")
+# The logs: a new entry most ticks (the float histories every tick), so rarely the same
+# view twice, but all of their 32-entry chunks except the newest (and the oldest, being
+# trimmed) are the same tuples from version to version: each chunk's JSON is reused.
+# How an entry is written, where it is not JSON as it stands:
+_CHUNKED: dict[str, Callable[[Any], Any]] = {
+    "recent_events": lambda e: e, "energy_history": lambda e: e,
+    "stability_history": lambda e: e, "memory": MemoryEntry.to_dict,
+    "adaptation_history": lambda e: e}
+_SKIPPED = frozenset(_REUSED) | frozenset(_CHUNKED)
 
 
 class EntryEncoder:
     """Encodes versions of one state; the JSON of parts unchanged since the last one is reused.
 
     One publisher thread owns it.  The vitals are encoded every time; the
-    adaptation history, memory, events and parameters only when they changed -
-    in a live state they are most of the bytes (the adaptation history alone
-    ~half); the float histories (a new entry every tick) a chunk at a time,
-    only the chunks that are new or partial (`LogView.chunks`).  The result
-    parses to exactly ``encode_state``'s dict.
+    parameter dicts only when they changed; the logs (memory, events,
+    histories: in a live state most of the bytes, the adaptation history
+    alone ~half) a chunk at a time, only the chunks that are new or partial
+    (`LogView.chunks`), so a version costs the size of what changed, not of
+    the state.  The result parses to exactly ``encode_state``'s dict.
     """
 
     def __init__(self, caps: Mapping[str, int]) -> None:
@@ -80,18 +85,16 @@ class EntryEncoder:
     def encode(self, snapshot: StateSnapshot, run: str, body: bytes) -> dict[bytes, bytes]:
         """The stream fields of `snapshot` (the publisher's thread, never the loop)."""
         frozen = snapshot.state
-        data = encode_state(frozen)  # O(1) views and dicts; the lists are copies
+        data = encode_state(frozen, _SKIPPED)  # the scalars: the large parts come below
         reused = []
         for key in _REUSED:
-            value = data.pop(key)
             source = getattr(frozen, key)
             cached = self._parts.get(key)
             if cached is None or cached[0] is not source:
-                cached = (source, json_bytes(value))
+                cached = (source, json_bytes(LARGE_PARTS[key](frozen)))
                 self._parts[key] = cached
             reused.append(b'"%s":%s' % (key.encode(), cached[1]))
         for key in _CHUNKED:
-            del data[key]
             reused.append(b'"%s":%s' % (key.encode(), self._chunked(key, getattr(frozen, key))))
         state = json_bytes(data)[:-1] + b"," + b",".join(reused) + b"}"
         head = json_bytes({"format": FORMAT, "vitals_version": frozen.vitals_version,
@@ -108,7 +111,8 @@ class EntryEncoder:
         for chunk in view.chunks():   # never empty
             cached = known.get(id(chunk))
             if cached is None or cached[0] is not chunk:
-                cached = (chunk, json_bytes(chunk)[1:-1])
+                entry = _CHUNKED[key]
+                cached = (chunk, json_bytes([entry(e) for e in chunk])[1:-1])
             kept[id(chunk)] = cached
             parts.append(cached[1])
         self._chunks[key] = kept

@@ -17,7 +17,7 @@ error); logs longer than their cap keep their newest entries.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from csnapshot import FrozenDict
@@ -32,7 +32,7 @@ from .vitals import (SUBJECTIVE_TIME_KEYS, VITAL_NAMES, SubjectiveTimeParams,
 if TYPE_CHECKING:
     from .frozen import FrozenState
 
-__all__ = ["SCHEMA_VERSION", "PERSISTED_KEYS", "encode_state", "check_header",
+__all__ = ["SCHEMA_VERSION", "PERSISTED_KEYS", "LARGE_PARTS", "encode_state", "check_header",
            "decode_state", "DecodedState"]
 
 logger = logging.getLogger(__name__)
@@ -50,8 +50,13 @@ _LOG_CAPS = {"memory": "memory_cap", "recent_events": "recent_events_cap",
              "adaptation_history": "adaptation_history_cap"}
 
 
-def encode_state(state: FrozenState) -> dict[str, Any]:
-    """Everything persistent of `state`, JSON-ready (O(size of the state))."""
+def encode_state(state: FrozenState, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Everything persistent of `state`, JSON-ready (O(size of the state)).
+
+    `skip`: keys of the large parts (`LARGE_PARTS`) to leave out, for a caller
+    that already holds their encoding (the Redis bridge's encoder, which
+    would otherwise copy every log on every version only to drop it).
+    """
     v = state.vitals
     out: dict[str, Any] = {"schema_version": SCHEMA_VERSION,
                            "life_id": state.life_id,
@@ -60,20 +65,35 @@ def encode_state(state: FrozenState) -> dict[str, Any]:
                  "fatigue", "tension"):
         out[name] = getattr(v, name)
     out["active"] = v.active  # derived; written for readers of the files, ignored on load
-    out["recent_events"] = state.recent_events.to_list()
+    for key in ("recent_events",):
+        if key not in skip:
+            out[key] = LARGE_PARTS[key](state)
     out["last_significance"] = v.last_significance
-    out["energy_history"] = state.energy_history.to_list()
-    out["stability_history"] = state.stability_history.to_list()
-    out["planning"] = state.planning
-    out["intelligence"] = state.intelligence
-    out["memory"] = [e.to_dict() for e in state.memory]
+    for key in ("energy_history", "stability_history", "planning", "intelligence", "memory"):
+        if key not in skip:
+            out[key] = LARGE_PARTS[key](state)
     for key, value in zip(SUBJECTIVE_TIME_KEYS, state.subjective_time_params):
         out[key] = value
     out["last_event_intensity"] = v.last_event_intensity
-    out["learning_params"] = state.learning_params
-    out["adaptation_params"] = state.adaptation_params
-    out["adaptation_history"] = state.adaptation_history.to_list()
+    for key in ("learning_params", "adaptation_params", "adaptation_history"):
+        if key not in skip:
+            out[key] = LARGE_PARTS[key](state)
     return out
+
+
+# The parts whose size grows with the state (logs and dicts), each encoded by its own
+# function, in `encode_state`'s order; everything else is a handful of scalars.
+LARGE_PARTS: dict[str, Callable[[FrozenState], Any]] = {
+    "recent_events": lambda state: state.recent_events.to_list(),
+    "energy_history": lambda state: state.energy_history.to_list(),
+    "stability_history": lambda state: state.stability_history.to_list(),
+    "planning": lambda state: state.planning,
+    "intelligence": lambda state: state.intelligence,
+    "memory": lambda state: [e.to_dict() for e in state.memory],
+    "learning_params": lambda state: state.learning_params,
+    "adaptation_params": lambda state: state.adaptation_params,
+    "adaptation_history": lambda state: state.adaptation_history.to_list(),
+}
 
 
 def check_header(data: Mapping[str, Any]) -> None:

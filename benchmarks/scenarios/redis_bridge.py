@@ -11,7 +11,11 @@ command in separate processes, as an operator runs them:
    follower (``--follow URL``); the follower measures each served version's
    lag from the origin's publish timestamp (the same clock: one machine) and
    reports p50/p99 of its last 1,024 in `/health`.
-3. **Requests/s**: a client process with `CLIENTS` keep-alive threads on
+3. **The floor**: the same machine's bare round trip - one pipelined
+   ``XADD`` of an entry-sized value plus the heartbeat ``SET``, from this
+   (otherwise idle) process, paced at 1 kHz - p50/p99: no lag on this
+   machine can be lower than this, whatever the bridge does.
+4. **Requests/s**: a client process with `CLIENTS` keep-alive threads on
    ``GET /status``, for the same time against the follower (the origin
    running), then against the origin alone (its bridge on, the follower
    stopped), then against an origin without ``--redis`` (the bridge's cost
@@ -74,7 +78,7 @@ def _plan(quick: bool) -> float:
 
 
 def estimate(ctx) -> float:
-    return 5 * _plan(ctx.quick) + 15
+    return 5 * _plan(ctx.quick) + 15 + (0.6 if ctx.quick else 3.5)  # + the floor's round trips
 
 
 def _free_port() -> int:
@@ -153,6 +157,25 @@ def _rps(port: int, seconds: float) -> dict[str, Any]:
     return data
 
 
+def _round_trip_floor(client: Any, entry_bytes: int, count: int) -> dict[str, float]:
+    """p50/p99 (ms) of `count` pipelined XADD (+ SET) round trips at 1 kHz pacing."""
+    fields = {b"v": b"1", b"body": b"b" * 1500, b"state": b"s" * max(1, entry_bytes - 1500)}
+    times = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        pipe = client.pipeline(transaction=False)
+        pipe.xadd("floor:versions", fields, maxlen=100, approximate=True)
+        pipe.set("floor:origin", b"r", px=3000)
+        pipe.execute()
+        times.append(time.perf_counter() - t0)
+        time.sleep(max(0.0, 0.001 - (time.perf_counter() - t0)))  # the pacing under test
+    times.sort()
+    client.delete("floor:versions", "floor:origin")
+    return {"p50_ms": times[len(times) // 2] * 1e3,
+            "p99_ms": times[min(len(times) - 1, int(0.99 * len(times)))] * 1e3,
+            "samples": len(times)}
+
+
 def run(ctx) -> dict[str, Any]:
     missing = _missing()
     if missing:
@@ -190,6 +213,9 @@ def run(ctx) -> dict[str, Any]:
                     max(1, client.xlen("flat:versions"))}
             ctx.log.info("  flat out: %.0f ticks/s, %.0f versions mirrored/s",
                          flat["ticks_per_s"], flat["mirrored_per_s"])
+            floor = _round_trip_floor(client, flat["entry_bytes"], 500 if ctx.quick else 3000)
+            ctx.log.info("  floor: a bare pipelined XADD round trip at 1 kHz: p50 %.2f ms, "
+                         "p99 %.2f ms", floor["p50_ms"], floor["p99_ms"])
             # 2. and 3. the origin at 1 kHz, a follower
             oport, fport = _free_port(), _free_port()
             khz = procs.start(app.server_command(oport, f"{tmp}/khz", "--tick-interval", "0.001",
@@ -228,7 +254,7 @@ def run(ctx) -> dict[str, Any]:
         finally:
             procs.close()
     return {"python": sys.version.split()[0], "cpus": os.cpu_count(), "window_s": window,
-            "clients": CLIENTS, "flat": flat, "lag": lag, "origin": origin_rps,
+            "clients": CLIENTS, "flat": flat, "lag": lag, "floor": floor, "origin": origin_rps,
             "follower": follower_rps, "plain": plain_rps}
 
 
@@ -239,7 +265,8 @@ def summary(data: dict[str, Any]) -> list[str]:
     ratio = data["follower"]["rps"] / data["origin"]["rps"]
     return [f"Redis bridge: {F.rate(f['mirrored_per_s'])} versions mirrored/s with the loop flat "
             f"out ({F.rate(f['ticks_per_s'])} ticks/s); publish -> follower lag p50 "
-            f"{lag['p50_ms']:.2f} ms, p99 {lag['p99_ms']:.2f} ms at 1 kHz; follower /status "
+            f"{lag['p50_ms']:.2f} ms, p99 {lag['p99_ms']:.2f} ms at 1 kHz (a bare round trip: "
+            f"p99 {data['floor']['p99_ms']:.2f} ms); follower /status "
             f"{ratio:.0%} of the origin's requests/s"]
 
 
@@ -256,6 +283,9 @@ def markdown(data: dict[str, Any], ctx) -> str:
             ("publish -> follower lag p50 (ms)", f"{lag['p50_ms']:.3f}"),
             ("publish -> follower lag p99 (ms; goal <= 1)", f"{lag['p99_ms']:.3f}"),
             ("lag samples (the follower's last versions)", f"{lag['samples']}"),
+            ("floor: bare pipelined XADD + SET round trip at 1 kHz, p50 (ms)",
+             f"{data['floor']['p50_ms']:.3f}"),
+            ("floor: the same, p99 (ms)", f"{data['floor']['p99_ms']:.3f}"),
             (f"origin /status req/s ({data['clients']} keep-alive clients, bridge on)",
              F.rate(o["rps"])),
             ("follower /status req/s (goal within 10% of the origin)", F.rate(fo["rps"])),

@@ -1,27 +1,37 @@
-"""`RedisPublisher`: mirrors the latest published snapshot into a Redis stream, on its own thread.
+"""`RedisPublisher`: mirrors the published snapshots into a Redis stream, on two threads of its own.
 
 The loop never waits on the network and hands nothing over: the snapshot
-manager's publish cell is already a latest-wins single slot.  The publisher
-thread blocks in ``wait_for_update(last mirrored)``, which returns the
-*newest* snapshot, so when Redis is slow or down every version published in
-the meantime is skipped, and nothing queues.  Each version it takes is
-serialised once (`src.bridge.codec`, the plain ``/status`` body through the
-API's cache) and written with one pipelined round trip:
+manager's publish cell is already a latest-wins single slot.
 
-- ``XADD <prefix>:versions MAXLEN ~ <retention> * v .. run .. t .. tick .. body .. state ..``
-  (bounded retention in the same command);
-- ``SET <prefix>:origin <run> PX <ttl>``: the heartbeat followers read as the
-  origin's liveness, renewed at least every `HEARTBEAT` seconds even when no
-  version is published.
+- The **encoder** thread blocks in ``wait_for_update(last encoded)``, which
+  returns the *newest* snapshot, serialises it once (`src.bridge.codec`, the
+  plain ``/status`` body through the API's cache) and leaves the entry in a
+  short pending list (at most `MAX_BATCH`; one while Redis is unreachable).
+  It waits while that list is full, so it never serialises faster than
+  Redis takes entries and nothing queues: versions published meanwhile are
+  skipped (the latest wins).
+- The **sender** thread writes everything pending in one pipelined round
+  trip: one ``XADD <prefix>:versions MAXLEN ~ <retention> * v .. run .. t ..
+  tick .. body .. state ..`` per entry (bounded retention in the same
+  command) and ``SET <prefix>:origin <run> PX <ttl>``, the heartbeat
+  followers read as the origin's liveness, renewed at least every
+  `HEARTBEAT` seconds even when no version is published.
 
-At most `max_rate` versions are mirrored per second (default 100): each one
-is a full serialisation of the state on a thread of the loop's process, and
-under the GIL that time is taken from the loop and the API's threads.
+Two threads because a round trip blocks: with one, every version waited for
+the last one's reply, and under the GIL each blocking call costs a switch
+interval (5 ms) before the thread runs again - tens of versions a second
+from a flat-out loop's process.  Now the encoder serialises the next
+versions while the sender waits, and each round trip carries all of them.
+
+At most `max_rate` versions are serialised per second (default 100): each
+one is Python on a thread of the loop's process, and under the GIL that
+time is taken from the loop and the API's threads.
 
 A failed write marks the bridge disconnected, is logged at most once per 5 s
-(the URL masked), and is retried with a growing pause (up to 2 s); the
-client reconnects by itself on the next command.  `health()` is the
-``/health`` block: connected, last version mirrored, how far behind it is.
+(the URL masked), and is retried with a growing pause (up to 2 s), keeping
+only the newest pending entry; the client reconnects by itself on the next
+command.  `health()` is the ``/health`` block: connected, last version
+mirrored, how far behind it is.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from .codec import EntryEncoder
 from .connection import Keys, connect, import_redis, mask_url
 from src.ratelog import RateLimitedLog
 
-__all__ = ["RedisPublisher", "DEFAULT_RETENTION", "HEARTBEAT", "HEARTBEAT_TTL"]
+__all__ = ["RedisPublisher", "DEFAULT_RETENTION", "HEARTBEAT", "HEARTBEAT_TTL", "MAX_BATCH"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +56,7 @@ DEFAULT_RETENTION = 100  # stream entries kept (approximately: MAXLEN ~)
 DEFAULT_MAX_RATE = 100   # versions mirrored per second, at most (the latest wins)
 HEARTBEAT = 0.5          # seconds between heartbeats when no version is published
 HEARTBEAT_TTL = 3.0      # seconds a heartbeat lives: followers call the origin dead after it
+MAX_BATCH = 64           # encoded versions waiting for the sender, at most
 _MAX_BACKOFF = 2.0
 
 
@@ -71,6 +82,11 @@ class RedisPublisher:
         self._min_interval = 1.0 / max_rate
         self._client = connect(url, reply_timeout=2.0)
         self._stop = threading.Event()
+        # Encoded entries not yet written, oldest first (see the module doc).
+        self._pending: list[tuple[StateSnapshot, dict[bytes, bytes]]] = []
+        self._pending_changed = threading.Condition()
+        self._encoder_thread = threading.Thread(target=self._encode_main,
+                                                name="life-redis-encoder", daemon=True)
         self._thread = threading.Thread(target=self._main, name="life-redis-publisher",
                                         daemon=True)
         self._errors = RateLimitedLog(logger)
@@ -88,20 +104,57 @@ class RedisPublisher:
         return self._client
 
     def start(self) -> RedisPublisher:
+        self._encoder_thread.start()
         self._thread.start()
         return self
 
     def close(self, timeout: float = 3.0) -> None:
-        """Stop the thread (after the write in flight, if any), drop the heartbeat, close."""
+        """Stop the threads (after the write in flight, if any), drop the heartbeat, close."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        with self._pending_changed:
+            self._pending_changed.notify_all()
+        for thread in (self._encoder_thread, self._thread):
+            if thread.is_alive():
+                thread.join(timeout)
         try:  # a clean stop frees the prefix at once (a successor need not wait out the TTL)
             if self._client.get(self._keys.origin) == self._run.encode():
                 self._client.delete(self._keys.origin)
         except self._redis.RedisError:
             pass  # the heartbeat expires by itself
         self._client.close()
+
+    # -- the encoder thread ---------------------------------------------------------------
+
+    def _room(self) -> int:
+        """Entries the sender takes now: `MAX_BATCH`, or one while Redis is unreachable."""
+        return MAX_BATCH if self.connected else 1
+
+    def _encode_main(self) -> None:
+        version = 0
+        while not self._stop.is_set():
+            with self._pending_changed:  # a full list: Redis is behind, or gone
+                while len(self._pending) >= self._room() and not self._stop.is_set():
+                    self._pending_changed.wait(HEARTBEAT)
+            snapshot = self._manager.wait_for_update(version, HEARTBEAT)
+            if snapshot is None or self._stop.is_set():
+                continue
+            started = time.monotonic()
+            version = snapshot.version
+            try:
+                fields = self._encoder.encode(snapshot, self._run, self._body(snapshot))
+            except Exception:  # a bug, not the network: keep mirroring later versions
+                self.failures += 1
+                self._errors.log(logging.ERROR, "encode", "Redis bridge: could not encode "
+                                 "version %d", version, exc_info=True)
+                self._stop.wait(0.5)
+                continue
+            with self._pending_changed:
+                self._pending.append((snapshot, fields))
+                self._pending_changed.notify_all()
+            # At most max_rate versions/s: each costs the process CPU.
+            self._stop.wait(self._min_interval - (time.monotonic() - started))
+
+    # -- the sender thread ----------------------------------------------------------------
 
     def _main(self) -> None:
         backoff = 0.0
@@ -111,12 +164,15 @@ class RedisPublisher:
                 self._stop.wait(backoff)
                 if self._stop.is_set():
                     break
-            snapshot = self._manager.wait_for_update(self.last_version, HEARTBEAT)
-            started = time.monotonic()
-            if snapshot is None and time.monotonic() < next_beat and backoff == 0.0:
+            with self._pending_changed:
+                if not self._pending:
+                    self._pending_changed.wait(max(0.0, next_beat - time.monotonic()))
+                batch, self._pending = self._pending, []
+                self._pending_changed.notify_all()  # room for the encoder
+            if not batch and time.monotonic() < next_beat and backoff == 0.0:
                 continue
             try:
-                self._write(snapshot)
+                self._write(batch)
             except self._redis.RedisError as exc:
                 self.failures += 1
                 if self.connected:
@@ -127,41 +183,38 @@ class RedisPublisher:
                     self._errors.log(logging.WARNING, "write",
                                      "Redis bridge: cannot write to %s: %s", mask_url(self._url),
                                      type(exc).__name__)
-                self.connected = False
-                backoff = min(_MAX_BACKOFF, max(0.05, backoff * 2))
-                continue
-            except Exception:  # a bug, not the network: keep mirroring later versions
-                self.failures += 1
-                logger.exception("Redis bridge: could not mirror a version")
+                with self._pending_changed:  # the latest wins: keep only the newest entry
+                    self.connected = False
+                    self._pending = (batch + self._pending)[-1:]
+                    self._pending_changed.notify_all()
                 backoff = min(_MAX_BACKOFF, max(0.05, backoff * 2))
                 continue
             if not self.connected:
                 logger.info("Redis bridge: mirroring to %s (prefix %r)", mask_url(self._url),
                             self._keys.prefix)
                 self._errors.reset("write")
-            self.connected = True
+            with self._pending_changed:
+                self.connected = True
+                self._pending_changed.notify_all()  # a full batch of room again
             backoff = 0.0
             next_beat = time.monotonic() + HEARTBEAT
-            if snapshot is not None:  # at most max_rate versions/s: each costs the process CPU
-                self._stop.wait(self._min_interval - (time.monotonic() - started))
 
-    def _write(self, snapshot: StateSnapshot | None) -> None:
+    def _write(self, batch: list[tuple[StateSnapshot, dict[bytes, bytes]]]) -> None:
         pipe = self._client.pipeline(transaction=False)
-        if snapshot is not None and snapshot.version > self.last_version:
-            fields = self._encoder.encode(snapshot, self._run, self._body(snapshot))
+        written = [(s, f) for s, f in batch if s.version > self.last_version]
+        for _, fields in written:
             pipe.xadd(self._keys.versions, fields, maxlen=self._retention, approximate=True)
-        else:
-            snapshot = None
         pipe.set(self._keys.origin, self._run.encode(), px=int(HEARTBEAT_TTL * 1000))
         pipe.execute()
-        if snapshot is not None:
+        now = time.time()
+        for snapshot, _ in written:
             if self.last_version:
                 self.skipped += max(0, snapshot.version - self.last_version - 1)
             self.mirrored += 1
-            now = time.time()
-            self.last_lag = max(0.0, now - snapshot.published_at)
-            self.last_mirrored_at = now
             self.last_version = snapshot.version
+        if written:
+            self.last_lag = max(0.0, now - written[-1][0].published_at)
+            self.last_mirrored_at = now
 
     def health(self) -> dict[str, Any]:
         """The ``/health`` block of the origin's bridge."""

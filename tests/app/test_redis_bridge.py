@@ -212,7 +212,14 @@ def test_a_follower_workers_full_event_stream_is_a_503_until_it_drains(
         tmp_path, redis_server, nodes):
     f = follower(tmp_path, nodes, redis_server.url, "--workers", "2", "--redis-events-max", "2",
                  "--redis-prefix", "lonely")  # no origin drains it: the test does
-    until(lambda: f.health().get("redis", {}).get("connected"), 10, "the workers see Redis")
+    seen = set()
+
+    def both_workers_up():
+        h = f.health()
+        if h.get("redis", {}).get("connected"):
+            seen.add(h["pid"])
+        return len(seen) == 2
+    until(both_workers_up, 20, "both workers answer and see Redis")
     client = redis_server.client()
     # A burst from many clients at once, spread over both workers: each worker
     # pushes through its own atomic script, so exactly `max` are accepted and
@@ -239,8 +246,14 @@ def test_a_follower_workers_full_event_stream_is_a_503_until_it_drains(
     assert len(accepted) == 2, f"{len(accepted)} accepted of {posts}: {answers}"
     assert all(st == 503 and ra and b"full" in b for st, ra, b in refused), refused
     assert client.xlen("lonely:events") == 2
-    drops = {h["pid"]: h["events_dropped"] for h in (f.health() for _ in range(20))}
-    assert len(drops) == 2 and sum(drops.values()) == len(refused), drops  # each its own
+    drops = {}
+
+    def both_counted():
+        h = f.health()
+        drops[h["pid"]] = h["events_dropped"]
+        return len(drops) == 2
+    until(both_counted, 10, "both workers report their refusals")
+    assert sum(drops.values()) == len(refused), drops  # each counts its own
     client.delete("lonely:events")  # the origin's drain, by hand
     until(lambda: request(f.port, "/event", {"type": "shock"})[0] == 202, 10,
           "the workers accept events again once the stream drained")

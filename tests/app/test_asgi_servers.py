@@ -60,25 +60,36 @@ def _start_server(server, tmp_path, **env_vars):
     app_dir = tmp_path / f"app-{port}"
     app_dir.mkdir()
     (app_dir / "src").symlink_to(ROOT / "src")
+    # Its own process group, so `_stop_server` can leave none of its workers behind.
     proc = subprocess.Popen(SERVERS[server](port), cwd=app_dir, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
         poll(lambda: proc.poll() is None and http(port, "GET", "/health")[0] == 200,
              seconds=30, what=f"{server} answering /health")
     except AssertionError:
-        proc.kill()
+        _kill_group(proc)
         raise AssertionError(proc.communicate()[1][-2000:]) from None
     return port, proc
 
 
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
 def _stop_server(proc):
+    """SIGTERM, up to 15 s for a clean exit, then nothing of its group left running."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            pass
+    _kill_group(proc)  # a worker outliving a killed or hurried main
     proc.stderr.close()
 
 

@@ -50,7 +50,11 @@ def open_reader(name: str, timeout: float) -> PublicationReader:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m src.worker",
                                 description="One Life API worker: serves what the loop's "
-                                            "process publishes in shared memory.")
+                                            "process publishes in shared memory.",
+                                epilog="Environment: $LIFE_API_TOKEN (protects POST); on a "
+                                       "follower, $LIFE_REDIS_EVENTS_URL, $LIFE_REDIS_PREFIX "
+                                       "and $LIFE_REDIS_EVENTS_MAX (where POST /event goes: "
+                                       "the origin's Redis stream). Set by --workers.")
     p.add_argument("--name", required=True, help="the instance's shared-memory name")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
@@ -77,18 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.nice:
         os.nice(args.nice)  # readers yield the cores to the one writer under load
     try:
+        sink = sink_from_env(os.environ)  # a follower's: its own route to the origin
+    except BridgeError as exc:  # what the operator set is wrong: said before any wait
+        log.error("%s", exc)
+        return 2
+    try:
         reader = open_reader(args.name, 10.0)
     except (OSError, ValueError) as exc:
         log.error("cannot open the publication %r: %s", args.name, exc)
+        if sink is not None:
+            sink.close()
         return 2
     allowed = None if args.allowed_hosts is None else [
         h for h in args.allowed_hosts.split(",") if h]
-    try:
-        sink = sink_from_env(os.environ)  # a follower's: its own route to the origin
-    except BridgeError as exc:  # what the operator set is wrong
-        log.error("%s", exc)
-        reader.close()
-        return 2
     api = SharedLifeApi(reader, None if sink else EventSender(args.name), event_queue=sink,
                         api_token=os.environ.get(TOKEN_ENV), protect_get=args.protect_get,
                         stall_after=args.stall_after, allowed_hosts=allowed)

@@ -496,8 +496,9 @@ def test_a_follower_process_finds_its_event_stream_in_the_environment():
 def test_a_worker_given_a_bad_event_stream_says_so_and_exits_2(tmp_path):
     import os
     env = dict(os.environ, LIFE_REDIS_EVENTS_URL="redis://127.0.0.1:1/0",
-               LIFE_REDIS_EVENTS_MAX="lots", PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-m", "src.worker", "--name", "life-nothing-here",
+               LIFE_REDIS_EVENTS_MAX="lots")
+    worker = MAIN.replace("src.main_server_api", "src.worker")  # `src` after the installed packages
+    out = subprocess.run([sys.executable, "-c", worker, "--name", "life-nothing-here",
                           "--port", str(free_port())], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 2, out.stderr

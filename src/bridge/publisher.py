@@ -18,10 +18,13 @@ manager's publish cell is already a latest-wins single slot.
   `HEARTBEAT` seconds even when no version is published.
 
 Two threads because a round trip blocks: with one, every version waited for
-the last one's reply, and under the GIL each blocking call costs a switch
-interval (5 ms) before the thread runs again - tens of versions a second
-from a flat-out loop's process.  Now the encoder serialises the next
-versions while the sender waits, and each round trip carries all of them.
+the last one's reply.  Now the encoder serialises the next versions while
+the sender waits, and each round trip carries all of them (3x the versions
+a second from a flat-out loop's process, measured).  Under the GIL the
+encoder still gets one version per hand-off from a loop that never sleeps
+(the loop cannot publish while the encoder runs, and then keeps the GIL for
+a switch interval): ~100 a second; on a free-threaded build it runs beside
+the loop.  docs/components/redis-bridge.md has the figures.
 
 At most `max_rate` versions are serialised per second (default 100): each
 one is Python on a thread of the loop's process, and under the GIL that
@@ -183,10 +186,14 @@ class RedisPublisher:
                     self._errors.log(logging.WARNING, "write",
                                      "Redis bridge: cannot write to %s: %s", mask_url(self._url),
                                      type(exc).__name__)
-                with self._pending_changed:  # the latest wins: keep only the newest entry
-                    self.connected = False
-                    self._pending = (batch + self._pending)[-1:]
-                    self._pending_changed.notify_all()
+                self._keep_newest(batch, connected=False)
+                backoff = min(_MAX_BACKOFF, max(0.05, backoff * 2))
+                continue
+            except Exception:  # a bug, not the network: keep mirroring later versions
+                self.failures += 1
+                self._errors.log(logging.ERROR, "bug", "Redis bridge: could not mirror a "
+                                 "version", exc_info=True)
+                self._keep_newest(batch, connected=self.connected)
                 backoff = min(_MAX_BACKOFF, max(0.05, backoff * 2))
                 continue
             if not self.connected:
@@ -198,6 +205,14 @@ class RedisPublisher:
                 self._pending_changed.notify_all()  # a full batch of room again
             backoff = 0.0
             next_beat = time.monotonic() + HEARTBEAT
+
+    def _keep_newest(self, batch: list[tuple[StateSnapshot, dict[bytes, bytes]]], *,
+                     connected: bool) -> None:
+        """After a failed write: the latest wins, only the newest entry is retried."""
+        with self._pending_changed:
+            self.connected = connected
+            self._pending = (batch + self._pending)[-1:]
+            self._pending_changed.notify_all()
 
     def _write(self, batch: list[tuple[StateSnapshot, dict[bytes, bytes]]]) -> None:
         pipe = self._client.pipeline(transaction=False)

@@ -56,11 +56,10 @@ _REUSED = ("planning", "intelligence", "learning_params", "adaptation_params")
 # The logs: a new entry most ticks (the float histories every tick), so rarely the same
 # view twice, but all of their 32-entry chunks except the newest (and the oldest, being
 # trimmed) are the same tuples from version to version: each chunk's JSON is reused.
-# How an entry is written, where it is not JSON as it stands:
-_CHUNKED: dict[str, Callable[[Any], Any]] = {
-    "recent_events": lambda e: e, "energy_history": lambda e: e,
-    "stability_history": lambda e: e, "memory": MemoryEntry.to_dict,
-    "adaptation_history": lambda e: e}
+# How an entry is written where it is not JSON as it stands (None: as it stands).
+_CHUNKED: dict[str, Callable[[Any], Any] | None] = {
+    "recent_events": None, "energy_history": None, "stability_history": None,
+    "memory": MemoryEntry.to_dict, "adaptation_history": None}
 _SKIPPED = frozenset(_REUSED) | frozenset(_CHUNKED)
 
 
@@ -112,7 +111,8 @@ class EntryEncoder:
             cached = known.get(id(chunk))
             if cached is None or cached[0] is not chunk:
                 entry = _CHUNKED[key]
-                cached = (chunk, json_bytes([entry(e) for e in chunk])[1:-1])
+                cached = (chunk, json_bytes(chunk if entry is None else
+                                            [entry(e) for e in chunk])[1:-1])
             kept[id(chunk)] = cached
             parts.append(cached[1])
         self._chunks[key] = kept

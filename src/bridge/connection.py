@@ -100,42 +100,10 @@ def connect(url: str, *, reply_timeout: float) -> Any:
         raise BridgeError(f"{mask_url(str(url))!r} is not a Redis URL: expected "
                           "redis://[:password@]host[:port][/db], rediss://... or unix://path")
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT,
-                                      socket_timeout=reply_timeout, decode_responses=False)
+        return redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT,
+                                    socket_timeout=reply_timeout, decode_responses=False)
     except ValueError as exc:
         raise BridgeError(f"bad Redis URL {mask_url(url)!r}: {_scrub(str(exc), url)}") from None
-    pool = client.connection_pool  # connections are made on first use: none exists yet
-    pool.connection_class = _one_send(pool.connection_class)
-    return client
-
-
-class _OneSend:
-    """A packed command or pipeline sent with one ``sendall``, not one per large value.
-
-    redis-py sends every value over 6,000 bytes (each stream entry's state)
-    with a ``sendall`` of its own.  Each releases the GIL, and a thread in a
-    process whose loop runs flat out then waits a switch interval (5 ms) to
-    get it back: a pipeline of 16 entries cost ~16 of them.  Joining the
-    pieces costs one copy of bytes that are about to be copied into the
-    kernel anyway.
-    """
-
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        if isinstance(command, list) and len(command) > 1:
-            command = [b"".join(command)]
-        super().send_packed_command(command, check_health)  # type: ignore[misc]
-
-
-_ONE_SEND: dict[type, type] = {}
-
-
-def _one_send(cls: type) -> type:
-    """`cls` (the URL's connection class: TCP, TLS or Unix socket) sending as `_OneSend` does."""
-    if issubclass(cls, _OneSend):
-        return cls
-    if cls not in _ONE_SEND:
-        _ONE_SEND[cls] = type(f"OneSend{cls.__name__}", (_OneSend, cls), {})
-    return _ONE_SEND[cls]
 
 
 def check_connection(client: Any, url: str) -> None:

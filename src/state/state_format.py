@@ -61,23 +61,22 @@ def encode_state(state: FrozenState, skip: frozenset[str] = frozenset()) -> dict
     out: dict[str, Any] = {"schema_version": SCHEMA_VERSION,
                            "life_id": state.life_id,
                            "birth_timestamp": state.birth_timestamp}
+
+    def large(*keys: str) -> None:
+        for key in keys:
+            if key not in skip:
+                out[key] = LARGE_PARTS[key](state)
     for name in ("age", "subjective_time", "ticks", "energy", "integrity", "stability",
                  "fatigue", "tension"):
         out[name] = getattr(v, name)
     out["active"] = v.active  # derived; written for readers of the files, ignored on load
-    for key in ("recent_events",):
-        if key not in skip:
-            out[key] = LARGE_PARTS[key](state)
+    large("recent_events")
     out["last_significance"] = v.last_significance
-    for key in ("energy_history", "stability_history", "planning", "intelligence", "memory"):
-        if key not in skip:
-            out[key] = LARGE_PARTS[key](state)
+    large("energy_history", "stability_history", "planning", "intelligence", "memory")
     for key, value in zip(SUBJECTIVE_TIME_KEYS, state.subjective_time_params):
         out[key] = value
     out["last_event_intensity"] = v.last_event_intensity
-    for key in ("learning_params", "adaptation_params", "adaptation_history"):
-        if key not in skip:
-            out[key] = LARGE_PARTS[key](state)
+    large("learning_params", "adaptation_params", "adaptation_history")
     return out
 
 

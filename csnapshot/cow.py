@@ -112,12 +112,14 @@ class LogView(Sequence[T]):
 
     # One tuple (root, shift, tail, toff, start, end): one immutable slot, so
     # __setattr__ can refuse everything and building a view stays cheap.
-    __slots__ = ("_s",)
+    # `_lineage`: its log's numbering of entries (see `appended_since`).
+    __slots__ = ("_s", "_lineage")
     _s: tuple[_Node | None, int, tuple[T, ...], int, int, int]
+    _lineage: object
 
     def __new__(cls, entries: Iterable[T] = ()) -> "LogView[T]":
         root, shift, tail, toff = _build(list(entries))
-        return _make_view(root, shift, tuple(tail), toff, 0, toff + len(tail))
+        return _make_view(root, shift, tuple(tail), toff, 0, toff + len(tail), object())
 
     def __len__(self) -> int:
         s = self._s
@@ -206,6 +208,27 @@ class LogView(Sequence[T]):
         if a < end:
             yield tail[a - toff:end - toff]
 
+    def appended_since(self, older: "LogView[T]") -> list[T] | None:
+        """What was appended to the log after `older` was taken, if nothing else changed.
+
+        A list of the entries, oldest first (O(their number)), when this view is
+        `older` with those appended and the oldest evicted, as ``append`` does: a
+        log of the same ``maxlen`` holding `older`'s entries holds this view's
+        once they are appended to it.  None when the log was edited otherwise in
+        between (``replace``, ``remove_if``, ``transform``, ``clear``, an
+        ``extend`` of ``maxlen`` or more entries, or one of the rare renumberings
+        that keep the trie shallow), when `older` is newer than this view, or when
+        the two are views of different logs: then only the whole view says what
+        it holds.  For a replica that follows a log by its changes.
+        """
+        if not isinstance(older, LogView) or older._lineage is not self._lineage:
+            return None
+        root, shift, tail, toff, start, end = self._s
+        old_start, old_end = older._s[4], older._s[5]
+        if end < old_end or start < old_start:
+            return None
+        return _collect(root, shift, tail, toff, max(old_end, start), end)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, (LogView, list, tuple)):
             return NotImplemented
@@ -233,9 +256,10 @@ class LogView(Sequence[T]):
 
 
 def _make_view(root: _Node | None, shift: int, tail: tuple[T, ...], toff: int, start: int,
-               end: int) -> LogView[T]:
+               end: int, lineage: object) -> LogView[T]:
     view = object.__new__(LogView)
     object.__setattr__(view, "_s", (root, shift, tail, toff, start, end))
+    object.__setattr__(view, "_lineage", lineage)
     return view
 
 
@@ -251,7 +275,7 @@ class SnapshotLog(Generic[T]):
     """
 
     __slots__ = ("_maxlen", "_root", "_shift", "_tail", "_toff", "_start", "_end",
-                 "_dropped", "_view", "_lock")
+                 "_dropped", "_view", "_lineage", "_lock")
     _root: _Node | None
     _shift: int
     _tail: list[T]       # entries [toff, end): the writer's own, never seen by readers
@@ -260,6 +284,7 @@ class SnapshotLog(Generic[T]):
     _end: int
     _dropped: int        # chunks below this number are gone from the trie
     _view: LogView[T] | None  # the last view(), until the next change
+    _lineage: object     # renewed whenever an entry's number or content changes
 
     def __init__(self, maxlen: int, entries: Iterable[T] = ()) -> None:
         if isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen <= 0:
@@ -305,7 +330,8 @@ class SnapshotLog(Generic[T]):
             v = self._view
             if v is None:  # cached until the next change: re-publishing is free
                 v = self._view = _make_view(self._root, self._shift, tuple(self._tail),
-                                            self._toff, self._start, self._end)
+                                            self._toff, self._start, self._end,
+                                            self._lineage)
             return v
 
     def append(self, entry: T) -> None:
@@ -340,6 +366,7 @@ class SnapshotLog(Generic[T]):
                 leaf = list(_leaf(self._root, self._shift, a))
                 leaf[a & 31] = entry
                 self._root = _set_leaf(self._root, self._shift, a, tuple(leaf))
+            self._lineage = object()  # an entry changed in place: no view is older + appends
             self._view = None
 
     def remove_if(self, pred: Callable[[T], object]) -> int:
@@ -382,6 +409,7 @@ class SnapshotLog(Generic[T]):
         self._root, self._shift, self._tail, self._toff = _build(entries)
         self._start = self._dropped = 0
         self._end = len(entries)
+        self._lineage = object()  # numbers start again: older views are not comparable
         self._view = None
 
     def _push_tail(self) -> None:

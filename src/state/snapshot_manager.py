@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -87,11 +88,17 @@ class StateSnapshotManager:
     writers so versions stay exact, and readers never take it.
     ``get_snapshot()`` returns None until the first update; `status_dict`
     raises `NoSnapshotError` then.  `clock` stamps ``published_at``.
+    `history`: how many of the latest snapshots `snapshots_after` can return
+    (0: only the latest), for a reader that sends every version on (the
+    Redis bridge's encoder, which under the GIL runs once per thread switch,
+    while the loop publishes many); each costs only what its logs' tails hold.
     """
 
-    __slots__ = ("_cell", "_live", "_lock", "_clock")
+    __slots__ = ("_cell", "_live", "_lock", "_clock", "_recent")
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time, history: int = 0) -> None:
+        if isinstance(history, bool) or not isinstance(history, int) or history < 0:
+            raise ValueError(f"history: expected an int >= 0, got {history!r}")
         self._cell: PublishCell[StateSnapshot | None] = PublishCell(None)
         # The vitals record of the last published state, for live reads.  A
         # one-item list: item reads are safe against a concurrent replacement
@@ -99,6 +106,7 @@ class StateSnapshotManager:
         self._live: list[Vitals | None] = [None]
         self._lock = threading.Lock()
         self._clock = clock
+        self._recent: deque[StateSnapshot] | None = deque(maxlen=history) if history else None
 
     # ---- writer ----
 
@@ -117,6 +125,8 @@ class StateSnapshotManager:
             frozen = state.freeze()
             snapshot = StateSnapshot(self._cell.version + 1, self._clock(), frozen)
             self._cell.publish(snapshot)
+            if self._recent is not None:
+                self._recent.append(snapshot)
             if self._live[0] is not state.vitals:
                 self._live[0] = state.vitals
         return snapshot
@@ -176,6 +186,21 @@ class StateSnapshotManager:
             return None
         version, values = record.read_versioned()
         return version, VitalValues._make(values)
+
+    def snapshots_after(self, version: int) -> list[StateSnapshot]:
+        """The snapshots newer than `version` still in the history, oldest first.
+
+        At most `history` of them (those published in between are gone: a
+        reader that fell further behind skips them); with no history, the
+        latest alone if it is newer.  Lock-free: a copy of the ring, then a scan.
+        """
+        recent = self._recent
+        if recent is None:
+            latest = self._cell.get()
+            return [latest] if latest is not None and latest.version > version else []
+        # copy(): one call that holds the deque (free-threaded too), so the writer's
+        # appends cannot interleave with the scan.
+        return [s for s in recent.copy() if s.version > version]
 
     def wait_for_update(self, version: int, timeout: float | None = None) -> StateSnapshot | None:
         """Block until a snapshot newer than `version` is published, then return it.

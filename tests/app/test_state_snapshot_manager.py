@@ -291,3 +291,57 @@ def test_second_writer_cannot_publish_a_newer_version_with_an_older_state():
     assert (first.version, first.tick) == (1, 1)
     assert (last.version, last.tick) == (2, 2), (
         "a higher version was published with an older state")
+
+
+def test_snapshots_after_returns_the_history_oldest_first_and_skips_what_fell_out():
+    state = SelfState()
+    manager = StateSnapshotManager(history=4)
+    assert manager.snapshots_after(0) == []
+    published = []
+    for k in range(10):
+        step(state, k)
+        published.append(manager.update_snapshot(state))
+    assert manager.snapshots_after(0) == published[-4:]        # 6 fell out of the history
+    assert manager.snapshots_after(8) == published[-2:]
+    assert manager.snapshots_after(10) == []
+    # Without a history: the latest alone, when it is newer.
+    plain = StateSnapshotManager()
+    assert plain.snapshots_after(0) == []
+    latest = [plain.update_snapshot(state) for _ in range(3)][-1]
+    assert plain.snapshots_after(0) == [latest] and plain.snapshots_after(3) == []
+    for bad in (-1, 1.5, True, "4"):
+        with pytest.raises(ValueError, match="history"):
+            StateSnapshotManager(history=bad)  # type: ignore[arg-type]
+
+
+def test_snapshots_after_is_consistent_while_the_writer_publishes():
+    """A reader scanning the history while the writer publishes 20,000 versions sees, every
+    time, consecutive versions ending no lower than the last it saw."""
+    state = SelfState()
+    manager = StateSnapshotManager(history=16)
+    manager.update_snapshot(state)
+    done = threading.Event()
+    scans = [0]
+    wrong: list[list[int]] = []
+
+    def reader() -> None:
+        last = 0
+        while not done.is_set():
+            got = [s.version for s in manager.snapshots_after(last - 5)]
+            if got and (got != list(range(got[0], got[0] + len(got))) or len(got) > 16
+                        or got[-1] < last):
+                wrong.append(got)
+            if got:
+                last = got[-1]
+            scans[0] += 1
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for _ in range(20_000):
+            manager.update_snapshot(state)
+    finally:
+        done.set()
+        t.join()
+    assert scans[0] > 0 and not wrong, wrong[:3]
+    print(f"{scans[0]} scans of the history during 20,000 publishes")

@@ -90,6 +90,70 @@ def test_chunks_are_the_entries_in_order_and_whole_chunks_keep_their_identity(n,
     assert sum(id(c) in kept for c in whole_before) >= len(whole_before) - 1
 
 
+@pytest.mark.parametrize("n,maxlen,added", [(0, 10, 0), (0, 10, 3), (5, 10, 4), (9, 10, 5),
+                                            (100, 40, 1), (100, 40, 39), (100, 40, 40),
+                                            (100, 40, 100), (1000, 1000, 33), (2000, 64, 7)])
+def test_appended_since_replays_a_view_into_a_replica_of_the_same_maxlen(n, maxlen, added):
+    log, _ = build(n, maxlen)
+    older = log.view()
+    for i in range(added):
+        log.append(entry(n + i))
+    newer = log.view()
+    appended = newer.appended_since(older)
+    assert appended == [entry(n + i) for i in range(added)][-len(newer):] if added else \
+        appended == []
+    replica = SnapshotLog(maxlen, older)   # a follower holding `older`, given what was appended
+    replica.extend(appended)
+    assert replica.view() == newer
+    assert older.appended_since(newer) is None or added == 0   # never backwards
+
+
+@pytest.mark.parametrize("edit", ["replace", "remove_if", "transform", "clear", "extend_all"])
+def test_appended_since_is_none_after_any_other_edit(edit):
+    log, _ = build(100, 40)
+    older = log.view()
+    log.append(entry(100))
+    if edit == "replace":
+        log.replace(-5, entry(-1))
+    elif edit == "remove_if":
+        log.remove_if(lambda e: e.seq % 7 == 0)
+    elif edit == "transform":
+        log.transform(lambda e: e._replace(weight=0.5))
+    elif edit == "clear":
+        log.clear()
+    else:
+        log.extend(entry(1000 + i) for i in range(40))
+    assert log.view().appended_since(older) is None
+    # From the edited view on, appends are followed again.
+    edited = log.view()
+    log.append(entry(2000))
+    assert log.view().appended_since(edited) == [entry(2000)]
+
+
+def test_appended_since_is_none_across_logs_and_renumberings():
+    a, _ = build(10, 20)
+    b, _ = build(10, 20)
+    assert a.view().appended_since(b.view()) is None
+    assert a.view().appended_since(LogView(a.view())) is None
+    assert a.view().appended_since(object()) is None  # type: ignore[arg-type]
+    # A long run renumbers its entries now and then (a reset that keeps the trie shallow):
+    # each time, one view is not comparable with its predecessor, and never a wrong answer.
+    log = SnapshotLog(8)
+    prev, model, unanswered = log.view(), [], 0
+    for i in range(5000):
+        log.append(entry(i))
+        model.append(entry(i))
+        view = log.view()
+        got = view.appended_since(prev)
+        if got is None:
+            unanswered += 1
+        else:
+            assert got == [entry(i)]
+        prev = view
+    assert view == model[-8:]
+    assert 1 <= unanswered <= 10, unanswered
+
+
 @pytest.mark.parametrize("bulk", [False, True], ids=["append", "extend"])
 @pytest.mark.parametrize("n", SIZES)
 def test_view_reads_match_list(n: int, bulk: bool) -> None:

@@ -24,6 +24,7 @@ import csnapshot
 from src.api.routes import check_api_token
 from src.api.server import HOST, PORT, start_api_server
 from src.bridge.connection import BridgeError
+from src.bridge.publisher import MAX_BATCH
 from src.bridge.node import (LateHealth, OriginBridge, add_arguments, check_redis,
                              plain_status_body, run_follower)
 from src.environment.event_queue import EventQueue
@@ -210,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("starting a fresh state (life_id %s)", state.life_id)
     else:
         log.info("resumed from %s at tick %d", path, state.ticks)
-    manager = StateSnapshotManager()
+    # The Redis bridge's encoder takes every version since its last (the loop publishes
+    # many per thread switch): the manager keeps as many as it sends in one write.
+    manager = StateSnapshotManager(history=0 if args.redis is None else MAX_BATCH)
     manager.update_snapshot(state)  # /status answers before the first tick
     queue = EventQueue(args.queue_size)
     stop = threading.Event()

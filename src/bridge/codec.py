@@ -1,21 +1,29 @@
 """One published version as a Redis stream entry, and back: the bridge's wire format.
 
-An entry's fields (all bytes):
+ZeroMQ's "Clone" updates: most entries carry what changed since the entry
+before them, and every few a whole state (a keyframe) that a follower can
+start from.  An entry's fields (all bytes):
 
 - ``v``: the snapshot version (decimal); ``run``: the origin's run tag (the
   prefix of its ETags; a restarted origin has a new one); ``t``: the origin's
   ``published_at`` (``repr`` of the float, exact); ``tick``.
 - ``body``: the plain ``GET /status`` body, exactly the origin's bytes.
-- ``state``: JSON ``{"format": 1, "vitals_version", "caps", "state"}`` with
-  ``state`` in the persistence format (`src.state.state_format`): what a
-  follower needs to answer any ``/status`` query (limits, include_optional)
-  and ``/vitals`` as the origin would for that version.
+- ``base`` and ``delta`` (every entry but the first of a chain): the version
+  of the entry before it and JSON ``{"format": 1, "vitals_version",
+  "appended", "state"}``, ``state`` a partial persistence dict
+  (`src.state.state_format`): every scalar, the dicts that changed, and per
+  log either the entries appended (the log named in ``appended``) or the
+  whole log (it was edited otherwise: decayed, pruned).  Applied to the state
+  of version ``base`` (`SelfState.apply_changes`) it gives this version's.
+- ``state`` (a keyframe: the first entry of a chain and every
+  `EntryEncoder.keyframe_every`-th): JSON ``{"format": 1, "vitals_version",
+  "caps", "state"}`` with the whole state in the persistence format.
 
-`decode_header` reads the four small fields only, so a follower can drop an
-entry it will not serve without parsing its state.  `decode_frozen` rebuilds
-the state through `SelfState.from_dict` (every value validated);
-`decode_snapshot` returns a `StateSnapshot` with the origin's version, time
-and tag at once, `src.bridge.mirror.MirroredSnapshot` the same lazily.
+Together they let a follower answer any ``/status`` query (limits,
+include_optional) and ``/vitals`` as the origin would for that version:
+`decode_header` reads the four small fields only, `Replica` rebuilds the
+state from a keyframe (every value validated) and then keeps it current
+delta by delta, in time proportional to what changed.
 """
 
 from __future__ import annotations
@@ -32,10 +40,11 @@ from src.state.self_state import SelfState
 from src.state.snapshot_manager import StateSnapshot
 from src.state.state_format import LARGE_PARTS, encode_state
 
-__all__ = ["FORMAT", "Header", "EntryEncoder", "encode_entry", "decode_header", "decode_frozen",
-           "decode_snapshot"]
+__all__ = ["FORMAT", "KEYFRAME_EVERY", "Header", "EntryEncoder", "Replica", "encode_entry",
+           "decode_header", "decode_frozen", "decode_snapshot"]
 
 FORMAT = 1
+KEYFRAME_EVERY = 32  # entries from one keyframe to the next, at most
 _CAP_NAMES = ("memory_cap", "recent_events_cap", "history_cap", "adaptation_history_cap")
 
 
@@ -49,13 +58,13 @@ class Header(NamedTuple):
 
 
 # Parts of a state that stay the same object while unchanged (frozen dicts are, until the
-# next write): their JSON is reused from version to version.
+# next write): a delta carries them only when they changed; a keyframe reuses their JSON.
 _REUSED = ("planning", "intelligence", "learning_params", "adaptation_params")
 
 
-# The logs: a new entry most ticks (the float histories every tick), so rarely the same
-# view twice, but all of their 32-entry chunks except the newest (and the oldest, being
-# trimmed) are the same tuples from version to version: each chunk's JSON is reused.
+# The logs: a new entry most ticks (the float histories every tick).  A delta carries the
+# entries appended; a keyframe reuses the JSON of every 32-entry chunk it wrote before (all
+# but the newest and the oldest are the same tuples from version to version).
 # How an entry is written where it is not JSON as it stands (None: as it stands).
 _CHUNKED: dict[str, Callable[[Any], Any] | None] = {
     "recent_events": None, "energy_history": None, "stability_history": None,
@@ -64,26 +73,72 @@ _SKIPPED = frozenset(_REUSED) | frozenset(_CHUNKED)
 
 
 class EntryEncoder:
-    """Encodes versions of one state; the JSON of parts unchanged since the last one is reused.
+    """Encodes the versions of one state, each entry a change of the one before it.
 
-    One publisher thread owns it.  The vitals are encoded every time; the
-    parameter dicts only when they changed; the logs (memory, events,
-    histories: in a live state most of the bytes, the adaptation history
-    alone ~half) a chunk at a time, only the chunks that are new or partial
-    (`LogView.chunks`), so a version costs the size of what changed, not of
-    the state.  The result parses to exactly ``encode_state``'s dict.
+    One publisher thread owns it; the entries it returns must reach Redis in
+    order, every one: after a failed write call `restart`, and the next entry
+    is a keyframe.  A delta costs what changed since the last entry (the
+    vitals, a few appended log entries, a dict that was written), not the
+    size of the state; a keyframe (the first, then every `keyframe_every`-th)
+    writes the whole state, reusing the JSON of the parameter dicts and of the
+    logs' whole chunks from the last keyframe (`LogView.chunks`).  Either parses
+    to exactly ``encode_state``'s dict, applied (`Replica`).
     """
 
-    def __init__(self, caps: Mapping[str, int]) -> None:
+    def __init__(self, caps: Mapping[str, int], keyframe_every: int = KEYFRAME_EVERY) -> None:
+        if isinstance(keyframe_every, bool) or not isinstance(keyframe_every, int) \
+                or keyframe_every < 1:
+            raise ValueError(f"keyframe_every: expected an int >= 1, got {keyframe_every!r}")
         self._caps = {name: caps[name] for name in _CAP_NAMES}
+        self.keyframe_every = keyframe_every
+        self._base: StateSnapshot | None = None  # the last version encoded
+        self._since_keyframe = 0
+        self.keyframes = 0                       # keyframes encoded
         self._parts: dict[str, tuple[object, bytes]] = {}
         # Per history: id(chunk) -> (chunk, its JSON without brackets), for the chunks
-        # of the last version only (the tuple is held, so its id cannot be reused).
+        # of the last keyframe only (the tuple is held, so its id cannot be reused).
         self._chunks: dict[str, dict[int, tuple[tuple[Any, ...], bytes]]] = {}
 
+    def restart(self) -> None:
+        """Start a new chain: the next entry is a keyframe (the entries before were lost)."""
+        self._base = None
+
     def encode(self, snapshot: StateSnapshot, run: str, body: bytes) -> dict[bytes, bytes]:
-        """The stream fields of `snapshot` (the publisher's thread, never the loop)."""
-        frozen = snapshot.state
+        """The stream fields of `snapshot`, following the last one (the publisher's thread)."""
+        fields = {b"v": str(snapshot.version).encode(), b"run": run.encode(),
+                  b"t": repr(snapshot.published_at).encode(),
+                  b"tick": str(snapshot.tick).encode(), b"body": body}
+        base = self._base
+        if base is not None:
+            fields[b"base"] = str(base.version).encode()
+            fields[b"delta"] = self._delta(base.state, snapshot.state)
+            self._since_keyframe += 1
+        if base is None or self._since_keyframe >= self.keyframe_every:
+            fields[b"state"] = self._keyframe(snapshot.state)
+            self._since_keyframe = 0
+            self.keyframes += 1
+        self._base = snapshot
+        return fields
+
+    def _delta(self, old: FrozenState, new: FrozenState) -> bytes:
+        """What changed from `old` to `new` (see the module doc)."""
+        data = encode_state(new, _SKIPPED)  # the scalars, every time: they change every tick
+        for key in _REUSED:
+            if getattr(new, key) is not getattr(old, key):
+                data[key] = LARGE_PARTS[key](new)
+        appended = []
+        for key, entry in _CHUNKED.items():
+            added = getattr(new, key).appended_since(getattr(old, key))
+            if added is None:      # edited otherwise: the whole log
+                data[key] = LARGE_PARTS[key](new)
+            elif added:
+                data[key] = added if entry is None else [entry(e) for e in added]
+                appended.append(key)
+        return json_bytes({"format": FORMAT, "vitals_version": new.vitals_version,
+                           "appended": appended, "state": data})
+
+    def _keyframe(self, frozen: FrozenState) -> bytes:
+        """The whole state, the JSON of parts unchanged since the last keyframe reused."""
         data = encode_state(frozen, _SKIPPED)  # the scalars: the large parts come below
         reused = []
         for key in _REUSED:
@@ -98,9 +153,7 @@ class EntryEncoder:
         state = json_bytes(data)[:-1] + b"," + b",".join(reused) + b"}"
         head = json_bytes({"format": FORMAT, "vitals_version": frozen.vitals_version,
                            "caps": self._caps})
-        return {b"v": str(snapshot.version).encode(), b"run": run.encode(),
-                b"t": repr(snapshot.published_at).encode(), b"tick": str(snapshot.tick).encode(),
-                b"body": body, b"state": head[:-1] + b',"state":' + state + b"}"}
+        return head[:-1] + b',"state":' + state + b"}"
 
     def _chunked(self, key: str, view: Any) -> bytes:
         """The JSON list of `view` (a `LogView`), whole chunks' JSON reused from last time."""
@@ -121,7 +174,7 @@ class EntryEncoder:
 
 def encode_entry(snapshot: StateSnapshot, run: str, body: bytes,
                  caps: Mapping[str, int]) -> dict[bytes, bytes]:
-    """The stream fields of one `snapshot`, with nothing reused (see `EntryEncoder`)."""
+    """The stream fields of one `snapshot` as a keyframe, with nothing reused."""
     return EntryEncoder(caps).encode(snapshot, run, body)
 
 
@@ -139,25 +192,33 @@ def decode_header(fields: Mapping[bytes, bytes]) -> Header:
     return Header(version, run, published_at, tick)
 
 
-def decode_frozen(header: Header, raw: bytes) -> FrozenState:
-    """The entry's ``state`` field as the origin's `FrozenState`; ValueError if it is not one."""
+def _json_object(header: Header, what: str, raw: bytes) -> dict[str, Any]:
+    """The entry's `what` field parsed: a dict of this build's format and a vitals_version."""
     try:
         data: Any = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"malformed version entry {header.version}: {exc!r}") from None
+        raise ValueError(f"malformed {what} in version entry {header.version}: {exc!r}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"version entry {header.version}: format "
+        raise ValueError(f"version entry {header.version}: {what} format "
                          f"{data.get('format') if isinstance(data, dict) else '?'!r}, "
                          f"this build reads {FORMAT}")
+    if not isinstance(data.get("vitals_version"), int) or not isinstance(data.get("state"), dict):
+        raise ValueError(f"version entry {header.version}: {what} without a vitals_version "
+                         "or a state")
+    return data
+
+
+def _decode_keyframe(header: Header, raw: bytes) -> tuple[SelfState, int]:
+    """The entry's ``state`` field as a `SelfState` and the origin's vitals version."""
+    data = _json_object(header, "state", raw)
     caps = data.get("caps")
-    vitals_version = data.get("vitals_version")
-    if not isinstance(caps, dict) or set(caps) != set(_CAP_NAMES) \
-            or not isinstance(vitals_version, int):
-        raise ValueError(f"version entry {header.version}: bad caps or vitals_version")
-    state = data.get("state")
-    if not isinstance(state, dict):
-        raise ValueError(f"version entry {header.version}: no state")
-    frozen = SelfState.from_dict(state, **caps).freeze()
+    if not isinstance(caps, dict) or set(caps) != set(_CAP_NAMES):
+        raise ValueError(f"version entry {header.version}: bad caps")
+    return SelfState.from_dict(data["state"], **caps), data["vitals_version"]
+
+
+def _frozen(state: SelfState, header: Header, vitals_version: int) -> FrozenState:
+    frozen = state.freeze()
     if frozen.tick != header.tick:
         raise ValueError(f"version entry {header.version}: its state is at tick {frozen.tick}, "
                          f"its header says {header.tick}")
@@ -165,8 +226,14 @@ def decode_frozen(header: Header, raw: bytes) -> FrozenState:
     return dataclasses.replace(frozen, vitals_version=vitals_version)
 
 
+def decode_frozen(header: Header, raw: bytes) -> FrozenState:
+    """A keyframe's ``state`` field as the origin's `FrozenState`; ValueError if it is not one."""
+    state, vitals_version = _decode_keyframe(header, raw)
+    return _frozen(state, header, vitals_version)
+
+
 def decode_snapshot(fields: Mapping[bytes, bytes]) -> tuple[StateSnapshot, bytes]:
-    """``(snapshot, plain /status body)`` of an entry, decoded at once; ValueError if invalid."""
+    """``(snapshot, plain /status body)`` of a keyframe entry; ValueError if invalid."""
     header = decode_header(fields)
     try:
         body, raw = fields[b"body"], fields[b"state"]
@@ -174,3 +241,54 @@ def decode_snapshot(fields: Mapping[bytes, bytes]) -> tuple[StateSnapshot, bytes
         raise ValueError(f"malformed version entry {header.version}: {exc!r}") from None
     frozen = decode_frozen(header, raw)
     return StateSnapshot(header.version, header.published_at, frozen, origin=header.run), body
+
+
+class Replica:
+    """A follower's copy of the origin's state: loaded from a keyframe, then kept by deltas.
+
+    One follower thread owns it.  `advance(header, fields)` returns the
+    version's `FrozenState`: the entry's delta applied when the replica holds
+    its ``base`` (same run), else its keyframe loaded; None when it has
+    neither (a gap: the entries in between were lost, the next keyframe ends
+    it).  A bad entry raises ValueError and leaves the replica empty, so only
+    a keyframe is taken after it.
+    """
+
+    def __init__(self) -> None:
+        self._state: SelfState | None = None
+        self._at: Header | None = None  # the version the state is at
+        self.keyframes = 0              # keyframes loaded (joining, after a gap)
+
+    @property
+    def at(self) -> Header | None:
+        """The header of the version the replica holds (None: empty)."""
+        return self._at
+
+    def holds(self, run: str, version: int) -> bool:
+        at = self._at
+        return at is not None and at.run == run and at.version == version
+
+    def advance(self, header: Header, fields: Mapping[bytes, bytes]) -> FrozenState | None:
+        base, delta, raw = fields.get(b"base"), fields.get(b"delta"), fields.get(b"state")
+        try:
+            if delta is not None and base is not None and self._state is not None \
+                    and self.holds(header.run, int(base)):
+                data = _json_object(header, "delta", delta)
+                appended = data.get("appended")
+                if not isinstance(appended, list) or not all(isinstance(k, str)
+                                                             for k in appended):
+                    raise ValueError(f"version entry {header.version}: bad appended list")
+                self._state.apply_changes(data["state"], appended)
+                frozen = _frozen(self._state, header, data["vitals_version"])
+            elif raw is not None:
+                state, vitals_version = _decode_keyframe(header, raw)
+                frozen = _frozen(state, header, vitals_version)
+                self._state = state
+                self.keyframes += 1
+            else:
+                return None
+        except ValueError:
+            self._state = self._at = None
+            raise
+        self._at = header
+        return frozen

@@ -2,16 +2,19 @@
 
 ZeroMQ's "Clone" pattern with the snapshot version as the sequence number:
 
-1. on start and after every reconnect, ``XREVRANGE <prefix>:versions + - COUNT 1``
-   loads the latest entry (the "snapshot on join"; whatever was missed is
-   skipped);
-2. then ``XREAD BLOCK <ms> COUNT 16 STREAMS <prefix>:versions <last id>``
-   waits for new entries (a blocking read, no polling); of a batch only the
-   last entry is decoded and served.  A full batch means it is behind: it
-   jumps to the latest with step 1.
+1. on start, after every reconnect and when far behind, ``XREVRANGE
+   <prefix>:versions + - COUNT <JOIN_SCAN>`` reads the newest entries, and
+   the follower starts from the newest keyframe among them and applies the
+   deltas after it (the "snapshot on join"; whatever came before is skipped);
+2. then ``XREAD BLOCK <ms> COUNT <BATCH> STREAMS <prefix>:versions <last id>``
+   waits for new entries (a blocking read, no polling).  Each one's delta is
+   applied to the follower's `codec.Replica` (time proportional to what
+   changed); the newest of a batch is served.  A full batch means it is far
+   behind: it jumps to the newest keyframe with step 1.
 
-An entry's state is not decoded here: a `MirroredSnapshot` decodes it for
-the first reader that needs more than the plain ``/status`` body.
+A delta whose base the replica does not hold (entries lost: the origin's
+write failed, Redis restarted) is a gap: the follower keeps serving what it
+serves until the next keyframe, at most `KEYFRAME_EVERY` entries later.
 Monotonic: an entry is served only if it is newer than what is served - a
 higher version of the same origin run, or a newer run (a restarted origin,
 with a later publish time and a new ETag prefix).  So after a Redis restart,
@@ -33,18 +36,19 @@ from typing import Any
 
 from src.state.snapshot_manager import StateSnapshot
 
-from .codec import Header, decode_header
+from .codec import KEYFRAME_EVERY, Header, Replica, decode_header
 from .connection import Keys, connect, import_redis, mask_url
 from .mirror import MirroredSnapshot
 from .publisher import HEARTBEAT_TTL
 from src.ratelog import RateLimitedLog
 
-__all__ = ["RedisFollower", "BLOCK"]
+__all__ = ["RedisFollower", "BLOCK", "BATCH", "JOIN_SCAN"]
 
 logger = logging.getLogger(__name__)
 
 BLOCK = 1.0       # seconds one XREAD blocks (then the heartbeat is read, and it blocks again)
-_BATCH = 16       # entries per XREAD; a full batch means "behind": jump to the latest
+BATCH = 64        # entries per XREAD; a full batch means "far behind": jump to the newest keyframe
+JOIN_SCAN = 2 * KEYFRAME_EVERY + 1  # newest entries read on joining: a keyframe among them
 _MAX_BACKOFF = 2.0
 _LAG_SAMPLES = 1024  # the lags of the last versions served, for /health's p50/p99
 
@@ -71,6 +75,7 @@ class RedisFollower:
         self._errors = RateLimitedLog(logger)
         self._last_id = b"0-0"
         self._served: Header | None = None
+        self._replica = Replica()
         # Read by /health from other threads: plain attributes, each one store.
         self.connected = False
         self.origin_run: str | None = None  # the heartbeat's run tag (None: no heartbeat)
@@ -80,6 +85,7 @@ class RedisFollower:
         self.versions = 0                   # versions served
         self.stale = 0                      # entries refused as not newer than the served one
         self.bad = 0                        # entries that could not be decoded
+        self.gaps = 0                       # deltas skipped: their base was lost (until a keyframe)
         self.reconnects = 0
         self._lags: deque[float] = deque(maxlen=_LAG_SAMPLES)  # appended by the thread only
 
@@ -137,29 +143,28 @@ class RedisFollower:
                 backoff = min(_MAX_BACKOFF, max(0.05, backoff * 2))
 
     def _join(self) -> None:
-        """Load the latest entry (if any) and follow from it."""
-        latest = self._client.xrevrange(self._keys.versions, "+", "-", count=1)
+        """Start from the newest keyframe among the newest entries, then follow from them."""
+        newest = self._client.xrevrange(self._keys.versions, "+", "-", count=JOIN_SCAN)
         self._beat()
-        if latest:
-            entry_id, fields = latest[0]
-            self._apply(fields)
-            self._last_id = entry_id
-        else:
+        if not newest:
             self._last_id = b"0-0"  # an empty (e.g. restarted) Redis: everything that comes
+            return
+        entries = newest[::-1]  # oldest first
+        start = next((i for i in range(len(entries) - 1, -1, -1)
+                      if b"state" in entries[i][1]), 0)
+        self._serve(self._advance(entries[start:]))
 
     def _follow(self) -> None:
         reply = self._client.xread({self._keys.versions: self._last_id},
-                                   count=_BATCH, block=int(BLOCK * 1000))
+                                   count=BATCH, block=int(BLOCK * 1000))
         if not reply:
             self._beat()
             return
         entries = reply[0][1]
-        if len(entries) >= _BATCH:  # behind: the latest is all that will be served anyway
+        if len(entries) >= BATCH:  # far behind: start again from the newest keyframe
             self._join()
             return
-        entry_id, fields = entries[-1]
-        self._apply(fields)
-        self._last_id = entry_id
+        self._serve(self._advance(entries))
         if time.monotonic() - self.heartbeat_at >= BLOCK:
             self._beat()
 
@@ -168,30 +173,53 @@ class RedisFollower:
         self.origin_run = None if run is None else run.decode("ascii", "replace")
         self.heartbeat_at = time.monotonic()
 
-    def _apply(self, fields: Any) -> None:
-        try:
-            header = decode_header(fields)
-        except ValueError as exc:
-            self.bad += 1
-            self._errors.log(logging.WARNING, "bad", "Redis bridge: skipping an entry: %s", exc)
+    def _advance(self, entries: list[tuple[bytes, Any]]
+                 ) -> tuple[MirroredSnapshot, Header] | None:
+        """Apply `entries` (oldest first) to the replica; the newest version to serve, if any."""
+        newest: tuple[MirroredSnapshot, Header] | None = None
+        latest = self._served  # the newest version held: served, or applied in this batch
+        for entry_id, fields in entries:
+            self._last_id = entry_id
+            try:
+                header = decode_header(fields)
+            except ValueError as exc:
+                self.bad += 1
+                self._errors.log(logging.WARNING, "bad", "Redis bridge: skipping an entry: %s",
+                                 exc)
+                continue
+            if latest is not None and not _newer(header, latest):
+                self.stale += 1
+                continue
+            body = fields.get(b"body")
+            try:
+                frozen = None if body is None else self._replica.advance(header, fields)
+            except ValueError as exc:
+                frozen, body = None, None
+                self._errors.log(logging.WARNING, "bad", "Redis bridge: skipping version %d: "
+                                 "%s", header.version, exc)
+            if body is None:
+                self.bad += 1
+                continue
+            if frozen is None:
+                self.gaps += 1
+                self._errors.log(logging.INFO, "gap", "Redis bridge: versions before %d were "
+                                 "lost; serving %s until the next keyframe", header.version,
+                                 latest.version if latest else None)
+                continue
+            newest, latest = (MirroredSnapshot(header, frozen, body), header), header
+        return newest
+
+    def _serve(self, newest: tuple[MirroredSnapshot, Header] | None) -> None:
+        if newest is None:
             return
+        snapshot, header = newest
         served = self._served
-        if served is not None and not _newer(header, served):
-            self.stale += 1
-            return
-        body, raw = fields.get(b"body"), fields.get(b"state")
-        if body is None or raw is None:
-            self.bad += 1
-            self._errors.log(logging.WARNING, "bad", "Redis bridge: skipping version %d: no "
-                             "body or state", header.version)
-            return
-        snapshot = MirroredSnapshot(header, raw, body)  # its state: decoded by the first reader
-        if served is not None and header.run != served.run:
+        if served is not None and snapshot.origin != served.run:
             logger.info("Redis bridge: the origin restarted (run %s, from version %d)",
-                        header.run, header.version)
+                        snapshot.origin, snapshot.version)
         self._sink(snapshot)
         now = time.time()
-        self.last_lag = max(0.0, now - header.published_at)
+        self.last_lag = max(0.0, now - snapshot.published_at)
         self._lags.append(self.last_lag)
         self.applied_at = now
         self.versions += 1
@@ -217,7 +245,8 @@ class RedisFollower:
                                            round(max(0.0, time.time() - served.published_at), 4)),
                 "lag_s": round(self.last_lag, 6), **_percentiles(self._lags),
                 "versions_served": self.versions,
-                "stale_entries": self.stale, "bad_entries": self.bad,
+                "stale_entries": self.stale, "bad_entries": self.bad, "gaps": self.gaps,
+                "keyframes_loaded": self._replica.keyframes,
                 "reconnects": self.reconnects}
 
 

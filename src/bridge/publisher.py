@@ -1,40 +1,39 @@
 """`RedisPublisher`: mirrors the published snapshots into a Redis stream, on two threads of its own.
 
 The loop never waits on the network and hands nothing over: the snapshot
-manager's publish cell is already a latest-wins single slot.
+manager's publish cell is a latest-wins single slot, and its short history
+(``StateSnapshotManager(history=...)``) keeps the last versions.
 
-- The **encoder** thread blocks in ``wait_for_update(last encoded)``, which
-  returns the *newest* snapshot, serialises it once (`src.bridge.codec`, the
-  plain ``/status`` body through the API's cache) and leaves the entry in a
-  short pending list (at most `MAX_BATCH`; one while Redis is unreachable).
-  It waits while that list is full, so it never serialises faster than
-  Redis takes entries and nothing queues: versions published meanwhile are
-  skipped (the latest wins).
+- The **encoder** thread blocks in ``wait_for_update(last encoded)``, then
+  takes every version published since that the manager still holds
+  (`snapshots_after`) and encodes each as a change of the one before
+  (`src.bridge.codec`: the vitals, the log entries appended, a dict that was
+  written; a keyframe with the whole state every few entries), with the
+  plain ``/status`` body through the API's cache.  Under the GIL it runs
+  once per thread switch while the loop publishes many versions, so taking
+  them all is what lets it keep up.  It leaves the entries in a short
+  pending list (at most `MAX_BATCH`; one while Redis is unreachable) and
+  waits while that is full, so it never encodes faster than Redis takes
+  entries and nothing queues: versions published meanwhile fall out of the
+  history and are skipped (the latest wins; the next delta spans them).
 - The **sender** thread writes everything pending in one pipelined round
   trip: one ``XADD <prefix>:versions MAXLEN ~ <retention> * v .. run .. t ..
-  tick .. body .. state ..`` per entry (bounded retention in the same
-  command) and ``SET <prefix>:origin <run> PX <ttl>``, the heartbeat
-  followers read as the origin's liveness, renewed at least every
+  tick .. body .. base .. delta .. [state ..]`` per entry (bounded retention
+  in the same command) and ``SET <prefix>:origin <run> PX <ttl>``, the
+  heartbeat followers read as the origin's liveness, renewed at least every
   `HEARTBEAT` seconds even when no version is published.
 
-Two threads because a round trip blocks: with one, every version waited for
-the last one's reply.  Now the encoder serialises the next versions while
-the sender waits, and each round trip carries all of them (3x the versions
-a second from a flat-out loop's process, measured).  Under the GIL the
-encoder still gets one version per hand-off from a loop that never sleeps
-(the loop cannot publish while the encoder runs, and then keeps the GIL for
-a switch interval): ~100 a second; on a free-threaded build it runs beside
-the loop.  docs/components/redis-bridge.md has the figures.
-
-At most `max_rate` versions are serialised per second (default 100): each
-one is Python on a thread of the loop's process, and under the GIL that
-time is taken from the loop and the API's threads.
+At most `max_rate` versions are encoded per second (default 100): each one
+is Python on a thread of the loop's process, and under the GIL that time is
+taken from the loop and the API's threads.
 
 A failed write marks the bridge disconnected, is logged at most once per 5 s
-(the URL masked), and is retried with a growing pause (up to 2 s), keeping
-only the newest pending entry; the client reconnects by itself on the next
-command.  `health()` is the ``/health`` block: connected, last version
-mirrored, how far behind it is.
+(the URL masked), and is retried with a growing pause (up to 2 s).  The
+entries of that write may be lost, and each delta needs the one before it,
+so the pending entries are dropped and the chain starts again: the next
+entry is a keyframe of the latest version.  The client reconnects by itself
+on the next command.  `health()` is the ``/health`` block: connected, last
+version mirrored, how far behind it is.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ from typing import Any
 
 from src.state.snapshot_manager import StateSnapshot, StateSnapshotManager
 
-from .codec import EntryEncoder
+from .codec import KEYFRAME_EVERY, EntryEncoder
 from .connection import Keys, connect, import_redis, mask_url
 from src.ratelog import RateLimitedLog
 
@@ -80,14 +79,16 @@ class RedisPublisher:
         self._keys = keys
         self._run = run
         self._body = body
-        self._encoder = EntryEncoder(caps)
+        # A follower joining reads the newest entries: a keyframe must be among those kept.
+        self._encoder = EntryEncoder(caps, max(1, min(KEYFRAME_EVERY, retention // 2)))
         self._retention = retention
-        self._min_interval = 1.0 / max_rate
+        self._max_rate = float(max_rate)
         self._client = connect(url, reply_timeout=2.0)
         self._stop = threading.Event()
         # Encoded entries not yet written, oldest first (see the module doc).
         self._pending: list[tuple[StateSnapshot, dict[bytes, bytes]]] = []
         self._pending_changed = threading.Condition()
+        self._chain = 0  # bumped when entries are lost: the encoder starts with a keyframe
         self._encoder_thread = threading.Thread(target=self._encode_main,
                                                 name="life-redis-encoder", daemon=True)
         self._thread = threading.Thread(target=self._main, name="life-redis-publisher",
@@ -134,28 +135,43 @@ class RedisPublisher:
 
     def _encode_main(self) -> None:
         version = 0
+        chain = self._chain
+        budget, refilled = 1.0, time.monotonic()  # versions it may encode now (max_rate)
         while not self._stop.is_set():
             with self._pending_changed:  # a full list: Redis is behind, or gone
                 while len(self._pending) >= self._room() and not self._stop.is_set():
                     self._pending_changed.wait(HEARTBEAT)
+                room = self._room() - len(self._pending)
             snapshot = self._manager.wait_for_update(version, HEARTBEAT)
             if snapshot is None or self._stop.is_set():
                 continue
-            started = time.monotonic()
-            version = snapshot.version
-            try:
-                fields = self._encoder.encode(snapshot, self._run, self._body(snapshot))
-            except Exception:  # a bug, not the network: keep mirroring later versions
-                self.failures += 1
-                self._errors.log(logging.ERROR, "encode", "Redis bridge: could not encode "
-                                 "version %d", version, exc_info=True)
-                self._stop.wait(0.5)
+            now = time.monotonic()
+            budget, refilled = min(float(MAX_BATCH), budget + (now - refilled) * self._max_rate), now
+            if budget < 1.0:  # at most max_rate versions/s: each costs the process CPU
+                self._stop.wait((1.0 - budget) / self._max_rate)
                 continue
+            # Every version since the last one encoded that the history holds, up to the
+            # room and the budget (the newest of them: the rest are skipped).
+            todo = (self._manager.snapshots_after(version) or [snapshot])[-min(room, int(budget)):]
+            if chain != self._chain:  # entries were lost: a new chain, from a keyframe
+                chain = self._chain
+                self._encoder.restart()
+            entries = []
+            for snap in todo:
+                try:
+                    entries.append((snap, self._encoder.encode(snap, self._run,
+                                                               self._body(snap))))
+                except Exception:  # a bug, not the network: keep mirroring later versions
+                    self.failures += 1
+                    self._errors.log(logging.ERROR, "encode", "Redis bridge: could not encode "
+                                     "version %d", snap.version, exc_info=True)
+                    self._encoder.restart()  # the next entry cannot follow this one
+                version = snap.version
+            budget -= len(todo)
             with self._pending_changed:
-                self._pending.append((snapshot, fields))
-                self._pending_changed.notify_all()
-            # At most max_rate versions/s: each costs the process CPU.
-            self._stop.wait(self._min_interval - (time.monotonic() - started))
+                if chain == self._chain:  # else: lost as well (the sender failed meanwhile)
+                    self._pending.extend(entries)
+                    self._pending_changed.notify_all()
 
     # -- the sender thread ----------------------------------------------------------------
 
@@ -186,14 +202,14 @@ class RedisPublisher:
                     self._errors.log(logging.WARNING, "write",
                                      "Redis bridge: cannot write to %s: %s", mask_url(self._url),
                                      type(exc).__name__)
-                self._keep_newest(batch, connected=False)
+                self._restart_chain(connected=False)
                 backoff = min(_MAX_BACKOFF, max(0.05, backoff * 2))
                 continue
             except Exception:  # a bug, not the network: keep mirroring later versions
                 self.failures += 1
                 self._errors.log(logging.ERROR, "bug", "Redis bridge: could not mirror a "
                                  "version", exc_info=True)
-                self._keep_newest(batch, connected=self.connected)
+                self._restart_chain(connected=self.connected)
                 backoff = min(_MAX_BACKOFF, max(0.05, backoff * 2))
                 continue
             if not self.connected:
@@ -206,29 +222,28 @@ class RedisPublisher:
             backoff = 0.0
             next_beat = time.monotonic() + HEARTBEAT
 
-    def _keep_newest(self, batch: list[tuple[StateSnapshot, dict[bytes, bytes]]], *,
-                     connected: bool) -> None:
-        """After a failed write: the latest wins, only the newest entry is retried."""
+    def _restart_chain(self, *, connected: bool) -> None:
+        """After a failed write: its entries may be lost, so the next one is a keyframe."""
         with self._pending_changed:
             self.connected = connected
-            self._pending = (batch + self._pending)[-1:]
+            self._pending = []
+            self._chain += 1
             self._pending_changed.notify_all()
 
     def _write(self, batch: list[tuple[StateSnapshot, dict[bytes, bytes]]]) -> None:
         pipe = self._client.pipeline(transaction=False)
-        written = [(s, f) for s, f in batch if s.version > self.last_version]
-        for _, fields in written:
+        for _, fields in batch:
             pipe.xadd(self._keys.versions, fields, maxlen=self._retention, approximate=True)
         pipe.set(self._keys.origin, self._run.encode(), px=int(HEARTBEAT_TTL * 1000))
         pipe.execute()
         now = time.time()
-        for snapshot, _ in written:
+        for snapshot, _ in batch:
             if self.last_version:
                 self.skipped += max(0, snapshot.version - self.last_version - 1)
             self.mirrored += 1
             self.last_version = snapshot.version
-        if written:
-            self.last_lag = max(0.0, now - written[-1][0].published_at)
+        if batch:
+            self.last_lag = max(0.0, now - batch[-1][0].published_at)
             self.last_mirrored_at = now
 
     def health(self) -> dict[str, Any]:
@@ -242,4 +257,5 @@ class RedisPublisher:
                 "last_mirror_age_s": (None if not self.last_mirrored_at
                                       else round(max(0.0, time.time() - self.last_mirrored_at), 4)),
                 "last_lag_s": round(self.last_lag, 6), "versions_mirrored": self.mirrored,
-                "versions_skipped": self.skipped, "write_failures": self.failures}
+                "versions_skipped": self.skipped, "keyframes": self._encoder.keyframes,
+                "write_failures": self.failures}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, NoReturn
 
 from csnapshot import CowDict, FrozenDict, SnapshotLog, Vitals
@@ -31,10 +31,10 @@ from .frozen import FrozenState
 from .memory import MemoryEntry
 from .params import (ADAPTATION_PARAMS_DEFAULT, LEARNING_PARAMS_DEFAULT, PARAM_BOUNDS,
                      merged_param_changes)
-from .state_format import SCHEMA_VERSION, check_header, decode_state
+from .state_format import LOGS, SCHEMA_VERSION, check_header, decode_state
 from .status import STATUS_LIMIT_KEYS
-from .vitals import (VITAL_FIELDS, VITAL_NAMES, SubjectiveTimeParams, VitalValues,
-                     checked_subjective_time_params)
+from .vitals import (SUBJECTIVE_TIME_KEYS, VITAL_FIELDS, VITAL_NAMES, SubjectiveTimeParams,
+                     VitalValues, checked_subjective_time_params)
 
 __all__ = ["SelfState", "MemoryEntry", "FrozenState", "VitalValues", "SubjectiveTimeParams",
            "SCHEMA_VERSION", "VITAL_FIELDS", "STATUS_LIMIT_KEYS", "LEARNING_PARAMS_DEFAULT",
@@ -433,6 +433,50 @@ class SelfState:
         state._adaptation.update(parts.adaptation_params)
         state._pi = (parts.planning, parts.intelligence)
         return state
+
+    def apply_changes(self, data: Mapping[str, Any], appended: Collection[str] = ()) -> None:
+        """Bring the state to the one `data` describes as a change of it: a replica's call.
+
+        `data` is a partial `to_dict()` (``schema_version`` and any of its other
+        keys): the vitals and subjective-time parameters in it are set, each
+        parameter dict, ``planning`` and ``intelligence`` in it replaces the one
+        held, and each log in it replaces that log - or, for a log named in
+        `appended`, is appended to it (the oldest evicted at the cap, as the
+        writer's appends evict them).  So a replica follows a state by what
+        changed between two of its versions (`LogView.appended_since`), in time
+        proportional to that.  Validated as `from_dict` validates, all before
+        anything is written: bad data raises ValueError naming the field and
+        changes nothing.  ``life_id`` and ``birth_timestamp`` never change.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"changes: expected a mapping, got {type(data).__name__}")
+        unknown = sorted(str(k) for k in appended if k not in LOGS)
+        if unknown:
+            raise ValueError(f"appended: not a log: {', '.join(unknown)}; logs: "
+                             f"{', '.join(LOGS)}")
+        try:
+            check_header(data)
+            parts = decode_state(data, self.caps)
+        except (TypeError, KeyError) as exc:
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise ValueError(msg) from None
+        if all(key in data for key in SUBJECTIVE_TIME_KEYS):
+            self._st = parts.subjective_time_params
+        if parts.vitals:
+            self._vitals.write(**parts.vitals)
+        for key in LOGS:
+            if key in data:
+                log = getattr(self, f"_{key}")  # each log's attribute is its key's
+                if key not in appended:
+                    log.clear()
+                log.extend(getattr(parts, key))
+        if "learning_params" in data:
+            self._learning.update(parts.learning_params)
+        if "adaptation_params" in data:
+            self._adaptation.update(parts.adaptation_params)
+        planning, intelligence = self._pi
+        self._pi = (parts.planning if "planning" in data else planning,
+                    parts.intelligence if "intelligence" in data else intelligence)
 
     def __repr__(self) -> str:
         v = _vital_values(self._vitals.read_tuple())

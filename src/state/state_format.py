@@ -32,7 +32,7 @@ from .vitals import (SUBJECTIVE_TIME_KEYS, VITAL_NAMES, SubjectiveTimeParams,
 if TYPE_CHECKING:
     from .frozen import FrozenState
 
-__all__ = ["SCHEMA_VERSION", "PERSISTED_KEYS", "LARGE_PARTS", "encode_state", "check_header",
+__all__ = ["SCHEMA_VERSION", "PERSISTED_KEYS", "LOGS", "LARGE_PARTS", "encode_state", "check_header",
            "decode_state", "DecodedState"]
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ PERSISTED_KEYS = frozenset({
 _LOG_CAPS = {"memory": "memory_cap", "recent_events": "recent_events_cap",
              "energy_history": "history_cap", "stability_history": "history_cap",
              "adaptation_history": "adaptation_history_cap"}
+LOGS = tuple(_LOG_CAPS)  # the persisted logs (the rest are scalars and dicts)
 
 
 def encode_state(state: FrozenState, skip: frozenset[str] = frozenset()) -> dict[str, Any]:

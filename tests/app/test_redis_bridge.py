@@ -5,6 +5,7 @@ redis-server is the `redis_server` fixture (tests/app/conftest.py).  Every
 wait polls a condition against a deadline.
 """
 
+import collections
 import http.client
 import json
 import signal
@@ -437,29 +438,136 @@ def _entry(run="run1"):
     return snapshot, encode_entry(snapshot, run, b"{}", state.caps)
 
 
-def test_a_mirrored_snapshot_decodes_its_state_once_and_only_when_read():
-    from src.bridge.codec import decode_header
-    from src.bridge.mirror import MirroredSnapshot
+def _versions(steps, *, memory_cap=7, seed=0):
+    """(state caps, every published snapshot) of a live loop with events, `steps` times a few ticks."""
+    from src.environment.generator import EventGenerator
+    from src.runtime.loop import run_loop
+    from src.state.self_state import SelfState
+    from src.state.snapshot_manager import StateSnapshotManager
+    state, manager = SelfState(memory_cap=memory_cap), StateSnapshotManager()
+    snapshots = []
+    for i in range(steps):  # decay every 10 ticks, prune every 50, adaptation every 100
+        run_loop(state, tick_interval=0.0, max_ticks=1 + i % 3, snapshot_manager=manager,
+                 generator=EventGenerator(seed=seed + i, rate=0.67))
+        snapshots.append(manager.get_snapshot())
+    return state.caps, snapshots
+
+
+def _same_state(frozen, snapshot):
     from src.state.status import STATUS_LIMIT_KEYS
-    snapshot, fields = _entry()
-    mirror = MirroredSnapshot(decode_header(fields), fields[b"state"], b"{}")
-    assert (mirror.version, mirror.tick, mirror.published_at, mirror.origin) == \
-        (snapshot.version, snapshot.tick, snapshot.published_at, "run1")
-    assert not mirror.decoded
     limits = {k: 1000 for k in STATUS_LIMIT_KEYS}
-    assert mirror.status_dict(True, limits) == snapshot.status_dict(True, limits)
-    assert mirror.state.vitals_version == snapshot.state.vitals_version
-    assert mirror.decoded and mirror.state is mirror.state
+    assert frozen.to_dict() == snapshot.to_dict()
+    assert frozen.vitals_version == snapshot.state.vitals_version
+    from src.state.status import status_view
+    assert status_view(frozen, True, limits) == snapshot.status_dict(True, limits)
 
 
-def test_a_corrupted_state_fails_its_readers_not_the_follower():
-    from src.bridge.codec import decode_header
+@pytest.mark.parametrize("memory_cap", [7, 200])
+def test_a_replica_follows_every_version_by_its_deltas_exactly(memory_cap):
+    from src.bridge.codec import EntryEncoder, Replica, decode_header
+    caps, snapshots = _versions(160, memory_cap=memory_cap)
+    encoder = EntryEncoder(caps, keyframe_every=8)
+    replica, late = Replica(), Replica()
+    kinds = collections.Counter()
+    for i, snapshot in enumerate(snapshots):
+        fields = encoder.encode(snapshot, "run1", b"{}")
+        kinds["keyframe" if b"state" in fields else "delta"] += 1
+        if b"delta" in fields:
+            assert len(fields[b"delta"]) < len(fields.get(b"state", b"")) or b"state" not in fields
+        header = decode_header(fields)
+        assert header == (snapshot.version, "run1", snapshot.published_at, snapshot.tick)
+        _same_state(replica.advance(header, fields), snapshot)
+        if i >= 50:  # a follower joining at entry 50: nothing until a keyframe, then exact
+            frozen = late.advance(header, fields)
+            if frozen is None:
+                assert b"state" not in fields and late.at is None
+            else:
+                _same_state(frozen, snapshot)
+    assert late.at == replica.at and replica.keyframes == 1 and late.keyframes == 1
+    assert kinds == {"keyframe": 20, "delta": 140}, kinds
+
+
+def test_a_lost_entry_is_a_gap_until_the_next_keyframe():
+    from src.bridge.codec import EntryEncoder, Replica, decode_header
+    caps, snapshots = _versions(30)
+    encoder = EntryEncoder(caps, keyframe_every=8)
+    replica = Replica()
+    served = []
+    for i, snapshot in enumerate(snapshots):
+        fields = encoder.encode(snapshot, "run1", b"{}")
+        if i == 3:
+            continue  # lost on the way
+        frozen = replica.advance(decode_header(fields), fields)
+        if frozen is not None:
+            _same_state(frozen, snapshot)
+            served.append(i)
+    # 0-2 applied, 4-7 are deltas from a lost base, 8 (a keyframe) and everything after it
+    assert served == [0, 1, 2] + list(range(8, 30)), served
+
+
+def test_a_restarted_chain_begins_with_a_keyframe_and_a_new_run_is_loaded_not_applied():
+    from src.bridge.codec import EntryEncoder, Replica, decode_header
+    caps, snapshots = _versions(12)
+    encoder = EntryEncoder(caps)
+    replica = Replica()
+    for snapshot in snapshots[:5]:
+        fields = encoder.encode(snapshot, "run1", b"{}")
+        replica.advance(decode_header(fields), fields)
+    encoder.restart()  # a failed write
+    fields = encoder.encode(snapshots[5], "run1", b"{}")
+    assert b"state" in fields and b"base" not in fields
+    _same_state(replica.advance(decode_header(fields), fields), snapshots[5])
+    # Another origin run's delta never applies to this one's state.
+    other = EntryEncoder(caps)
+    other.encode(snapshots[5], "run2", b"{}")
+    fields = other.encode(snapshots[6], "run2", b"{}")
+    assert b"state" not in fields
+    assert replica.advance(decode_header(fields), fields) is None
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bad value", "not a log", "bad appended"])
+def test_a_corrupted_delta_is_refused_and_the_replica_waits_for_a_keyframe(damage):
+    from src.bridge.codec import EntryEncoder, Replica, decode_header
+    caps, snapshots = _versions(6)
+    encoder = EntryEncoder(caps)
+    replica = Replica()
+    fields = encoder.encode(snapshots[0], "run1", b"{}")
+    replica.advance(decode_header(fields), fields)
+    fields = dict(encoder.encode(snapshots[1], "run1", b"{}"))
+    delta = json.loads(fields[b"delta"])
+    if damage == "truncated":
+        fields[b"delta"] = fields[b"delta"][:-9]
+    else:
+        if damage == "bad value":
+            delta["state"]["energy"] = "x"
+        elif damage == "not a log":
+            delta["appended"] = ["energy"]
+        else:
+            delta["appended"] = "memory"
+        fields[b"delta"] = json.dumps(delta).encode()
+    with pytest.raises(ValueError):
+        replica.advance(decode_header(fields), fields)
+    assert replica.at is None  # emptied: the next delta is a gap, a keyframe starts it again
+    fields = encoder.encode(snapshots[2], "run1", b"{}")
+    assert replica.advance(decode_header(fields), fields) is None
+    encoder.restart()
+    fields = encoder.encode(snapshots[3], "run1", b"{}")
+    _same_state(replica.advance(decode_header(fields), fields), snapshots[3])
+
+
+def test_a_mirrored_snapshot_carries_the_origins_numbers_and_body():
+    from src.bridge.codec import decode_frozen, decode_header, encode_entry
     from src.bridge.mirror import MirroredSnapshot
-    _, fields = _entry()
-    mirror = MirroredSnapshot(decode_header(fields), fields[b"state"][:-9], b"{}")
-    for _ in range(2):
-        with pytest.raises(ValueError, match="malformed version entry"):
-            mirror.state
+    caps, snapshots = _versions(5)
+    fields = encode_entry(snapshots[-1], "run1", b'{"x": 1}', caps)
+    header = decode_header(fields)
+    mirror = MirroredSnapshot(header, decode_frozen(header, fields[b"state"]), fields[b"body"])
+    assert (mirror.version, mirror.tick, mirror.published_at, mirror.origin,
+            mirror.plain_status_body) == (snapshots[-1].version, snapshots[-1].tick,
+                                          snapshots[-1].published_at, "run1", b'{"x": 1}')
+    _same_state(mirror.state, snapshots[-1])
+    with pytest.raises(ValueError, match="malformed state in version entry"):
+        decode_frozen(header, fields[b"state"][:-9])
 
 
 def test_versions_only_move_forward_within_a_run_and_to_a_later_run():
@@ -529,7 +637,7 @@ def test_passwords_are_masked():
     assert mask_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
 
 
-def test_the_encoder_reuses_unchanged_parts_and_stays_exact():
+def test_keyframes_reuse_unchanged_parts_and_stay_exact():
     from src.api.errors import json_bytes
     from src.bridge.codec import EntryEncoder, decode_snapshot
     from src.environment.generator import EventGenerator
@@ -537,7 +645,7 @@ def test_the_encoder_reuses_unchanged_parts_and_stays_exact():
     from src.state.self_state import SelfState
     from src.state.snapshot_manager import StateSnapshotManager
     state, manager = SelfState(), StateSnapshotManager()
-    encoder = EntryEncoder(state.caps)
+    encoder = EntryEncoder(state.caps, keyframe_every=1)  # every entry a keyframe
     limits = {"memory_limit": 50, "events_limit": 50, "adaptation_history_limit": 50,
               "energy_history_limit": 5}
     for i in range(40):  # adaptation every 100 ticks, events most ticks

@@ -15,9 +15,10 @@ start from.  An entry's fields (all bytes):
   log either the entries appended (the log named in ``appended``) or the
   whole log (it was edited otherwise: decayed, pruned).  Applied to the state
   of version ``base`` (`SelfState.apply_changes`) it gives this version's.
-- ``state`` (a keyframe: the first entry of a chain and every
-  `EntryEncoder.keyframe_every`-th): JSON ``{"format": 1, "vitals_version",
-  "caps", "state"}`` with the whole state in the persistence format.
+- ``state`` (a keyframe: the first entry of a chain, and after every
+  `EntryEncoder.keyframe_every`-th delta an extra entry of the same version
+  as that delta): JSON ``{"format": 1, "vitals_version", "caps", "state"}``
+  with the whole state in the persistence format.
 
 Together they let a follower answer any ``/status`` query (limits,
 include_optional) and ``/vitals`` as the origin would for that version:
@@ -35,10 +36,10 @@ from typing import Any, NamedTuple
 
 from src.api.errors import json_bytes
 from src.state.frozen import FrozenState
-from src.state.memory import MemoryEntry
 from src.state.self_state import SelfState
 from src.state.snapshot_manager import StateSnapshot
-from src.state.state_format import LARGE_PARTS, encode_state
+from src.state.state_format import (DICT_PARTS, LARGE_PARTS, LOG_ENTRY, LOGS, StateEncoder,
+                                    encode_state)
 
 __all__ = ["FORMAT", "KEYFRAME_EVERY", "Header", "EntryEncoder", "Replica", "encode_entry",
            "decode_header", "decode_frozen", "decode_snapshot"]
@@ -57,19 +58,9 @@ class Header(NamedTuple):
     tick: int
 
 
-# Parts of a state that stay the same object while unchanged (frozen dicts are, until the
-# next write): a delta carries them only when they changed; a keyframe reuses their JSON.
-_REUSED = ("planning", "intelligence", "learning_params", "adaptation_params")
-
-
-# The logs: a new entry most ticks (the float histories every tick).  A delta carries the
-# entries appended; a keyframe reuses the JSON of every 32-entry chunk it wrote before (all
-# but the newest and the oldest are the same tuples from version to version).
-# How an entry is written where it is not JSON as it stands (None: as it stands).
-_CHUNKED: dict[str, Callable[[Any], Any] | None] = {
-    "recent_events": None, "energy_history": None, "stability_history": None,
-    "memory": MemoryEntry.to_dict, "adaptation_history": None}
-_SKIPPED = frozenset(_REUSED) | frozenset(_CHUNKED)
+# A delta carries every scalar (they change every tick), the dicts that are new objects
+# (frozen dicts stay the same object until written) and per log what was appended.
+_SKIPPED = frozenset(DICT_PARTS) | frozenset(LOGS)
 
 
 class EntryEncoder:
@@ -79,10 +70,11 @@ class EntryEncoder:
     order, every one: after a failed write call `restart`, and the next entry
     is a keyframe.  A delta costs what changed since the last entry (the
     vitals, a few appended log entries, a dict that was written), not the
-    size of the state; a keyframe (the first, then every `keyframe_every`-th)
-    writes the whole state, reusing the JSON of the parameter dicts and of the
-    logs' whole chunks from the last keyframe (`LogView.chunks`).  Either parses
-    to exactly ``encode_state``'s dict, applied (`Replica`).
+    size of the state; a keyframe (the first of a chain, then `keyframe()`
+    when `keyframe_due`) writes the whole state, reusing the JSON of the
+    parameter dicts and of the logs' whole chunks from the last keyframe
+    (`LogView.chunks`).  Either gives exactly ``encode_state``'s dict
+    (`Replica`).
     """
 
     def __init__(self, caps: Mapping[str, int], keyframe_every: int = KEYFRAME_EVERY) -> None:
@@ -94,82 +86,86 @@ class EntryEncoder:
         self._base: StateSnapshot | None = None  # the last version encoded
         self._since_keyframe = 0
         self.keyframes = 0                       # keyframes encoded
-        self._parts: dict[str, tuple[object, bytes]] = {}
-        # Per history: id(chunk) -> (chunk, its JSON without brackets), for the chunks
-        # of the last keyframe only (the tuple is held, so its id cannot be reused).
-        self._chunks: dict[str, dict[int, tuple[tuple[Any, ...], bytes]]] = {}
+        self._state_json = StateEncoder()        # a keyframe costs what changed since the last
 
     def restart(self) -> None:
         """Start a new chain: the next entry is a keyframe (the entries before were lost)."""
         self._base = None
 
+    @property
+    def base(self) -> StateSnapshot | None:
+        """The last version encoded (None: the next entry starts a chain)."""
+        return self._base
+
+    @property
+    def keyframe_due(self) -> bool:
+        """Whether `keyframe()` should follow the last entry (every `keyframe_every`)."""
+        return self._base is not None and self._since_keyframe >= self.keyframe_every
+
     def encode(self, snapshot: StateSnapshot, run: str, body: bytes) -> dict[bytes, bytes]:
-        """The stream fields of `snapshot`, following the last one (the publisher's thread)."""
-        fields = {b"v": str(snapshot.version).encode(), b"run": run.encode(),
-                  b"t": repr(snapshot.published_at).encode(),
-                  b"tick": str(snapshot.tick).encode(), b"body": body}
+        """The stream fields of `snapshot`, following the last one (the publisher's thread).
+
+        A delta, or the first of a chain: a keyframe.
+        """
+        fields = _header_fields(snapshot, run, body)
         base = self._base
-        if base is not None:
-            fields[b"base"] = str(base.version).encode()
-            fields[b"delta"] = self._delta(base.state, snapshot.state)
-            self._since_keyframe += 1
-        if base is None or self._since_keyframe >= self.keyframe_every:
+        if base is None:
             fields[b"state"] = self._keyframe(snapshot.state)
             self._since_keyframe = 0
             self.keyframes += 1
+        else:
+            fields[b"base"] = str(base.version).encode()
+            fields[b"delta"] = self._delta(base.state, snapshot.state)
+            self._since_keyframe += 1
         self._base = snapshot
+        return fields
+
+    def keyframe(self, run: str, body: bytes) -> dict[bytes, bytes]:
+        """A keyframe of the last version encoded, to write after its delta.
+
+        Written after the delta, not in place of it, so no version waits for the
+        whole state to be encoded: a follower that holds the chain skips it (not
+        newer than what it serves), one that joins or lost entries starts from it.
+        `body` is that version's plain ``/status`` body.
+        """
+        base = self._base
+        if base is None:
+            raise RuntimeError("keyframe() before the first encode() of a chain")
+        fields = _header_fields(base, run, body)
+        fields[b"state"] = self._keyframe(base.state)
+        self._since_keyframe = 0
+        self.keyframes += 1
         return fields
 
     def _delta(self, old: FrozenState, new: FrozenState) -> bytes:
         """What changed from `old` to `new` (see the module doc)."""
         data = encode_state(new, _SKIPPED)  # the scalars, every time: they change every tick
-        for key in _REUSED:
+        for key in DICT_PARTS:
             if getattr(new, key) is not getattr(old, key):
                 data[key] = LARGE_PARTS[key](new)
         appended = []
-        for key, entry in _CHUNKED.items():
+        for key in LOGS:
             added = getattr(new, key).appended_since(getattr(old, key))
             if added is None:      # edited otherwise: the whole log
                 data[key] = LARGE_PARTS[key](new)
             elif added:
+                entry = LOG_ENTRY.get(key)
                 data[key] = added if entry is None else [entry(e) for e in added]
                 appended.append(key)
         return json_bytes({"format": FORMAT, "vitals_version": new.vitals_version,
                            "appended": appended, "state": data})
 
     def _keyframe(self, frozen: FrozenState) -> bytes:
-        """The whole state, the JSON of parts unchanged since the last keyframe reused."""
-        data = encode_state(frozen, _SKIPPED)  # the scalars: the large parts come below
-        reused = []
-        for key in _REUSED:
-            source = getattr(frozen, key)
-            cached = self._parts.get(key)
-            if cached is None or cached[0] is not source:
-                cached = (source, json_bytes(LARGE_PARTS[key](frozen)))
-                self._parts[key] = cached
-            reused.append(b'"%s":%s' % (key.encode(), cached[1]))
-        for key in _CHUNKED:
-            reused.append(b'"%s":%s' % (key.encode(), self._chunked(key, getattr(frozen, key))))
-        state = json_bytes(data)[:-1] + b"," + b",".join(reused) + b"}"
+        """The whole state (its JSON through `StateEncoder`), with what a follower needs."""
         head = json_bytes({"format": FORMAT, "vitals_version": frozen.vitals_version,
                            "caps": self._caps})
-        return head[:-1] + b',"state":' + state + b"}"
+        return head[:-1] + b',"state":' + self._state_json.encode(frozen) + b"}"
 
-    def _chunked(self, key: str, view: Any) -> bytes:
-        """The JSON list of `view` (a `LogView`), whole chunks' JSON reused from last time."""
-        known = self._chunks.get(key, {})
-        kept: dict[int, tuple[tuple[Any, ...], bytes]] = {}
-        parts = []
-        for chunk in view.chunks():   # never empty
-            cached = known.get(id(chunk))
-            if cached is None or cached[0] is not chunk:
-                entry = _CHUNKED[key]
-                cached = (chunk, json_bytes(chunk if entry is None else
-                                            [entry(e) for e in chunk])[1:-1])
-            kept[id(chunk)] = cached
-            parts.append(cached[1])
-        self._chunks[key] = kept
-        return b"[" + b",".join(parts) + b"]"
+
+def _header_fields(snapshot: StateSnapshot, run: str, body: bytes) -> dict[bytes, bytes]:
+    return {b"v": str(snapshot.version).encode(), b"run": run.encode(),
+            b"t": repr(snapshot.published_at).encode(), b"tick": str(snapshot.tick).encode(),
+            b"body": body}
 
 
 def encode_entry(snapshot: StateSnapshot, run: str, body: bytes,

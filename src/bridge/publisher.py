@@ -86,7 +86,8 @@ class RedisPublisher:
         self._client = connect(url, reply_timeout=2.0)
         self._stop = threading.Event()
         # Encoded entries not yet written, oldest first (see the module doc).
-        self._pending: list[tuple[StateSnapshot, dict[bytes, bytes]]] = []
+        # (None, fields): a keyframe of the version before it (not a version of its own).
+        self._pending: list[tuple[StateSnapshot | None, dict[bytes, bytes]]] = []
         self._pending_changed = threading.Condition()
         self._chain = 0  # bumped when entries are lost: the encoder starts with a keyframe
         self._encoder_thread = threading.Thread(target=self._encode_main,
@@ -169,9 +170,33 @@ class RedisPublisher:
                 version = snap.version
             budget -= len(todo)
             with self._pending_changed:
-                if chain == self._chain:  # else: lost as well (the sender failed meanwhile)
-                    self._pending.extend(entries)
-                    self._pending_changed.notify_all()
+                if chain != self._chain:  # lost as well (the sender failed meanwhile)
+                    continue
+                self._pending.extend(entries)
+                self._pending_changed.notify_all()
+                if not self._encoder.keyframe_due:
+                    continue
+                # The keyframe goes after these deltas, once the sender has them: no
+                # version waits for the whole state to be encoded.
+                while self._pending and chain == self._chain and not self._stop.is_set():
+                    self._pending_changed.wait(HEARTBEAT)
+            if chain == self._chain:
+                self._encode_keyframe(chain)
+
+    def _encode_keyframe(self, chain: int) -> None:
+        base = self._encoder.base
+        assert base is not None  # keyframe_due: a chain has begun
+        try:
+            fields = self._encoder.keyframe(self._run, self._body(base))
+        except Exception:  # a bug, not the network: a delta chain that joiners cannot start
+            self.failures += 1
+            self._errors.log(logging.ERROR, "encode", "Redis bridge: could not encode a "
+                             "keyframe of version %d", base.version, exc_info=True)
+            return
+        with self._pending_changed:
+            if chain == self._chain:
+                self._pending.append((None, fields))
+                self._pending_changed.notify_all()
 
     # -- the sender thread ----------------------------------------------------------------
 
@@ -230,20 +255,21 @@ class RedisPublisher:
             self._chain += 1
             self._pending_changed.notify_all()
 
-    def _write(self, batch: list[tuple[StateSnapshot, dict[bytes, bytes]]]) -> None:
+    def _write(self, batch: list[tuple[StateSnapshot | None, dict[bytes, bytes]]]) -> None:
         pipe = self._client.pipeline(transaction=False)
         for _, fields in batch:
             pipe.xadd(self._keys.versions, fields, maxlen=self._retention, approximate=True)
         pipe.set(self._keys.origin, self._run.encode(), px=int(HEARTBEAT_TTL * 1000))
         pipe.execute()
         now = time.time()
-        for snapshot, _ in batch:
+        versions = [snapshot for snapshot, _ in batch if snapshot is not None]
+        for snapshot in versions:
             if self.last_version:
                 self.skipped += max(0, snapshot.version - self.last_version - 1)
             self.mirrored += 1
             self.last_version = snapshot.version
-        if batch:
-            self.last_lag = max(0.0, now - batch[-1][0].published_at)
+        if versions:
+            self.last_lag = max(0.0, now - versions[-1].published_at)
             self.last_mirrored_at = now
 
     def health(self) -> dict[str, Any]:

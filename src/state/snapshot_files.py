@@ -48,6 +48,7 @@ from typing import Any
 
 from .self_state import FrozenState, SelfState
 from .snapshot_manager import StateSnapshot
+from .state_format import StateEncoder
 
 __all__ = ["load_latest", "load_snapshot", "read_snapshot_file", "read_regular_file",
            "write_snapshot_file", "encode_snapshot", "list_snapshots", "snapshot_dir",
@@ -103,8 +104,16 @@ def list_snapshots(data_dir: PathLike) -> list[tuple[int, Path]]:
 # ---- writing -------------------------------------------------------------------
 
 
-def encode_snapshot(snapshot: StateSnapshot | FrozenState) -> bytes:
-    """The file's bytes: compact JSON of ``snapshot.to_dict()``."""
+def encode_snapshot(snapshot: StateSnapshot | FrozenState,
+                    encoder: StateEncoder | None = None) -> bytes:
+    """The file's bytes: compact JSON of ``snapshot.to_dict()``.
+
+    `encoder`: a writer's own `StateEncoder`, which gives the same bytes
+    re-encoding only what changed since its last call (a writer that saves
+    one state over and over: the persistence thread).
+    """
+    if encoder is not None:
+        return encoder.encode(snapshot.state if isinstance(snapshot, StateSnapshot) else snapshot)
     return json.dumps(snapshot.to_dict(), separators=(",", ":"), allow_nan=False).encode()
 
 

@@ -16,6 +16,7 @@ error); logs longer than their cap keep their newest entries.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -32,7 +33,7 @@ from .vitals import (SUBJECTIVE_TIME_KEYS, VITAL_NAMES, SubjectiveTimeParams,
 if TYPE_CHECKING:
     from .frozen import FrozenState
 
-__all__ = ["SCHEMA_VERSION", "PERSISTED_KEYS", "LOGS", "LARGE_PARTS", "encode_state", "check_header",
+__all__ = ["SCHEMA_VERSION", "PERSISTED_KEYS", "LOGS", "DICT_PARTS", "LARGE_PARTS", "StateEncoder", "encode_state", "check_header",
            "decode_state", "DecodedState"]
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,71 @@ LARGE_PARTS: dict[str, Callable[[FrozenState], Any]] = {
     "adaptation_params": lambda state: state.adaptation_params,
     "adaptation_history": lambda state: state.adaptation_history.to_list(),
 }
+_LARGE_KEYS = frozenset(LARGE_PARTS)
+
+
+# The large parts that stay the same object while unchanged (frozen dicts are, until the
+# next write), and how a log's entry is written where it is not JSON as it stands.
+DICT_PARTS = ("planning", "intelligence", "learning_params", "adaptation_params")
+LOG_ENTRY: dict[str, Callable[[Any], Any]] = {"memory": MemoryEntry.to_dict}
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+class StateEncoder:
+    """``encode_state`` as compact JSON, the JSON of what did not change since the last call reused.
+
+    Byte for byte ``json.dumps(encode_state(state), separators=(",", ":"))``
+    (the snapshot files' format), in time proportional to what changed: the
+    parameter dicts are re-encoded only when they were written (a new frozen
+    dict), and each log a 32-entry chunk at a time, only the chunks that are
+    new (`LogView.chunks`: every whole chunk is the same tuple from version to
+    version; the tuples are held, so their ids cannot be reused).  For one
+    thread that writes the versions of one state over and over (persistence,
+    the Redis bridge's keyframes): ~20x less time than the plain encoding on a
+    live state (docs/components/redis-bridge.md).
+    """
+
+    def __init__(self) -> None:
+        self._order: tuple[str, ...] | None = None  # encode_state's keys, in its order
+        self._parts: dict[str, tuple[object, bytes]] = {}
+        self._chunks: dict[str, dict[int, tuple[tuple[Any, ...], bytes]]] = {}
+
+    def encode(self, state: FrozenState) -> bytes:
+        scalars = encode_state(state, _LARGE_KEYS)
+        if self._order is None:
+            self._order = tuple(encode_state(state))
+        out = []
+        for key in self._order:
+            if key in scalars:
+                value = _json(scalars[key])
+            elif key in LOGS:
+                value = self._log(key, getattr(state, key))
+            else:
+                source = getattr(state, key)
+                cached = self._parts.get(key)
+                if cached is None or cached[0] is not source:
+                    cached = self._parts[key] = (source, _json(LARGE_PARTS[key](state)))
+                value = cached[1]
+            out.append(b'"%s":%s' % (key.encode(), value))
+        return b"{" + b",".join(out) + b"}"
+
+    def _log(self, key: str, view: Any) -> bytes:
+        known = self._chunks.get(key, {})
+        kept: dict[int, tuple[tuple[Any, ...], bytes]] = {}
+        entry = LOG_ENTRY.get(key)
+        parts = []
+        for chunk in view.chunks():
+            cached = known.get(id(chunk))
+            if cached is None or cached[0] is not chunk:
+                cached = (chunk, _json(chunk if entry is None else [entry(e) for e in chunk])[1:-1])
+            kept[id(chunk)] = cached
+            if cached[1]:
+                parts.append(cached[1])
+        self._chunks[key] = kept
+        return b"[" + b",".join(parts) + b"]"
 
 
 def check_header(data: Mapping[str, Any]) -> None:

@@ -152,7 +152,7 @@ def test_submit_is_a_hand_over(tmp_path, monkeypatch):
     calls = []
     real = persistence_mod.encode_snapshot
     monkeypatch.setattr(persistence_mod, "encode_snapshot",
-                        lambda x: (calls.append(threading.get_ident()), real(x))[1])
+                        lambda x, *more: (calls.append(threading.get_ident()), real(x, *more))[1])
     p = SnapshotPersistence(tmp_path)
     p.submit(snap)  # not started: nothing is written yet
     assert calls == [] and not snapshot_dir(tmp_path).exists()
@@ -282,3 +282,23 @@ def test_constructor_validation(tmp_path):
     for bad in (-0.1, float("inf"), float("nan"), "0"):
         with pytest.raises(ValueError, match="min_interval"):
             SnapshotPersistence(tmp_path, min_interval=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("memory_cap", [7, 50])
+def test_a_state_encoder_writes_the_plain_encodings_bytes_version_after_version(memory_cap):
+    """The persistence thread's `StateEncoder` reuses the JSON of unchanged parts: over a live
+    run (events, decay every 10 ticks, pruning, adaptation), each save is byte for byte the
+    plain encoding of that version."""
+    from src.environment.generator import EventGenerator
+    from src.runtime.loop import run_loop
+    from src.state.snapshot_manager import StateSnapshotManager
+    from src.state.state_format import StateEncoder
+    state, manager = SelfState(memory_cap=memory_cap), StateSnapshotManager()
+    encoder = StateEncoder()
+    for i in range(250):
+        run_loop(state, tick_interval=0.0, max_ticks=1 + i % 7, snapshot_manager=manager,
+                 generator=EventGenerator(seed=i, rate=0.67))
+        snapshot = manager.get_snapshot()
+        assert encode_snapshot(snapshot, encoder) == encode_snapshot(snapshot), i
+    assert SelfState.from_dict(json.loads(encode_snapshot(snapshot, encoder))).to_dict() == \
+        snapshot.to_dict()

@@ -462,6 +462,22 @@ def _same_state(frozen, snapshot):
     assert status_view(frozen, True, limits) == snapshot.status_dict(True, limits)
 
 
+def _entries(encoder, snapshot, run="run1"):
+    """The entries the publisher writes for `snapshot`: its own, then a keyframe when due."""
+    fields = encoder.encode(snapshot, run, b"{}")
+    return [fields] + ([encoder.keyframe(run, b"{}")] if encoder.keyframe_due else [])
+
+
+def _feed(replica, fields):
+    """What the follower does with an entry: skipped unless newer, else applied."""
+    from src.bridge.codec import decode_header
+    header = decode_header(fields)
+    at = replica.at
+    if at is not None and at.run == header.run and header.version <= at.version:
+        return "skipped"
+    return replica.advance(header, fields)
+
+
 @pytest.mark.parametrize("memory_cap", [7, 200])
 def test_a_replica_follows_every_version_by_its_deltas_exactly(memory_cap):
     from src.bridge.codec import EntryEncoder, Replica, decode_header
@@ -470,39 +486,44 @@ def test_a_replica_follows_every_version_by_its_deltas_exactly(memory_cap):
     replica, late = Replica(), Replica()
     kinds = collections.Counter()
     for i, snapshot in enumerate(snapshots):
-        fields = encoder.encode(snapshot, "run1", b"{}")
-        kinds["keyframe" if b"state" in fields else "delta"] += 1
-        if b"delta" in fields:
-            assert len(fields[b"delta"]) < len(fields.get(b"state", b"")) or b"state" not in fields
-        header = decode_header(fields)
+        own, *keyframe = _entries(encoder, snapshot)
+        assert (b"state" in own) == (i == 0) and (b"delta" in own) == (i > 0)
+        kinds.update(["delta" if i else "first"] + ["keyframe"] * len(keyframe))
+        header = decode_header(own)
         assert header == (snapshot.version, "run1", snapshot.published_at, snapshot.tick)
-        _same_state(replica.advance(header, fields), snapshot)
+        _same_state(_feed(replica, own), snapshot)
+        for fields in keyframe:  # the same version again: a follower in the chain skips it
+            assert decode_header(fields) == header and len(fields[b"state"]) > len(own[b"delta"])
+            assert _feed(replica, fields) == "skipped"
         if i >= 50:  # a follower joining at entry 50: nothing until a keyframe, then exact
-            frozen = late.advance(header, fields)
-            if frozen is None:
-                assert b"state" not in fields and late.at is None
-            else:
-                _same_state(frozen, snapshot)
+            for fields in (own, *keyframe):
+                frozen = _feed(late, fields)
+                if frozen is None:
+                    assert late.at is None and b"state" not in fields
+                elif frozen != "skipped":
+                    _same_state(frozen, snapshot)
     assert late.at == replica.at and replica.keyframes == 1 and late.keyframes == 1
-    assert kinds == {"keyframe": 20, "delta": 140}, kinds
+    assert kinds == {"first": 1, "delta": 159, "keyframe": 19}, kinds
 
 
 def test_a_lost_entry_is_a_gap_until_the_next_keyframe():
-    from src.bridge.codec import EntryEncoder, Replica, decode_header
+    from src.bridge.codec import EntryEncoder, Replica
     caps, snapshots = _versions(30)
     encoder = EntryEncoder(caps, keyframe_every=8)
     replica = Replica()
     served = []
     for i, snapshot in enumerate(snapshots):
-        fields = encoder.encode(snapshot, "run1", b"{}")
-        if i == 3:
-            continue  # lost on the way
-        frozen = replica.advance(decode_header(fields), fields)
-        if frozen is not None:
-            _same_state(frozen, snapshot)
-            served.append(i)
-    # 0-2 applied, 4-7 are deltas from a lost base, 8 (a keyframe) and everything after it
+        for fields in _entries(encoder, snapshot):
+            if i == 3:
+                continue  # lost on the way
+            frozen = _feed(replica, fields)
+            if frozen not in (None, "skipped"):
+                _same_state(frozen, snapshot)
+                served.append(i)
+    # 0-2 applied; 4-7 are deltas from a lost base; after the delta of 8 comes a keyframe
+    # of 8: from it on every version again
     assert served == [0, 1, 2] + list(range(8, 30)), served
+    assert replica.keyframes == 2
 
 
 def test_a_restarted_chain_begins_with_a_keyframe_and_a_new_run_is_loaded_not_applied():
@@ -513,9 +534,12 @@ def test_a_restarted_chain_begins_with_a_keyframe_and_a_new_run_is_loaded_not_ap
     for snapshot in snapshots[:5]:
         fields = encoder.encode(snapshot, "run1", b"{}")
         replica.advance(decode_header(fields), fields)
+    assert not encoder.keyframe_due
     encoder.restart()  # a failed write
     fields = encoder.encode(snapshots[5], "run1", b"{}")
     assert b"state" in fields and b"base" not in fields
+    with pytest.raises(RuntimeError):
+        EntryEncoder(caps).keyframe("run1", b"{}")  # no chain yet
     _same_state(replica.advance(decode_header(fields), fields), snapshots[5])
     # Another origin run's delta never applies to this one's state.
     other = EntryEncoder(caps)
@@ -645,7 +669,7 @@ def test_keyframes_reuse_unchanged_parts_and_stay_exact():
     from src.state.self_state import SelfState
     from src.state.snapshot_manager import StateSnapshotManager
     state, manager = SelfState(), StateSnapshotManager()
-    encoder = EntryEncoder(state.caps, keyframe_every=1)  # every entry a keyframe
+    encoder = EntryEncoder(state.caps, keyframe_every=1)  # a keyframe after every delta
     limits = {"memory_limit": 50, "events_limit": 50, "adaptation_history_limit": 50,
               "energy_history_limit": 5}
     for i in range(40):  # adaptation every 100 ticks, events most ticks
@@ -653,6 +677,9 @@ def test_keyframes_reuse_unchanged_parts_and_stay_exact():
                  generator=EventGenerator(seed=i, rate=0.67))
         snapshot = manager.get_snapshot()
         fields = encoder.encode(snapshot, "run", b"{}")
+        if i:
+            assert encoder.keyframe_due
+            fields = encoder.keyframe("run", b"{}")
         assert json.loads(fields[b"state"])["state"] == json.loads(json_bytes(snapshot.to_dict()))
         mirror, _ = decode_snapshot(fields)
         assert mirror.status_dict(True, limits) == snapshot.status_dict(True, limits)

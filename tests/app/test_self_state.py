@@ -676,3 +676,51 @@ def _with(**changes):
 def test_from_dict_bad_data_names_the_field(data, match):
     with pytest.raises(ValueError, match=match):
         SelfState.from_dict(data)
+
+
+def _live(seed: int = 0) -> SelfState:
+    from src.environment.generator import EventGenerator
+    from src.runtime.loop import run_loop
+    from src.state.snapshot_manager import StateSnapshotManager
+    state = SelfState(memory_cap=9)
+    run_loop(state, tick_interval=0.0, max_ticks=140, snapshot_manager=StateSnapshotManager(),
+             generator=EventGenerator(seed=seed, rate=0.67))
+    return state
+
+
+def test_apply_changes_sets_scalars_replaces_dicts_and_logs_and_appends_named_logs():
+    state = _live()
+    replica = SelfState.from_dict(state.to_dict(), memory_cap=9)
+    before = replica.freeze()
+    target = _live(seed=1).to_dict()  # another life's values, as changes of this one
+    changes = {k: v for k, v in target.items() if k not in ("life_id", "birth_timestamp")}
+    changes["recent_events"] = ["one", "two"]
+    replica.apply_changes(changes, appended=["recent_events"])
+    after = replica.to_dict()
+    for key, value in changes.items():
+        if key == "recent_events":
+            assert after[key] == (before.recent_events.to_list() + ["one", "two"])[-1000:]
+        else:
+            assert after[key] == value, key
+    assert (after["life_id"], after["birth_timestamp"]) == (before.life_id, before.birth_timestamp)
+    # Only what is given changes: an empty change leaves everything as it was.
+    replica.apply_changes({"schema_version": SCHEMA_VERSION})
+    assert replica.to_dict() == after
+
+
+@pytest.mark.parametrize("changes,appended,match", [
+    ({"schema_version": SCHEMA_VERSION, "energy": "x"}, (), "energy"),
+    ({"schema_version": SCHEMA_VERSION, "memory": [{"event_type": ""}]}, ("memory",), "memory"),
+    ({"schema_version": SCHEMA_VERSION, "colour": 1}, (), "colour"),
+    ({"energy": 1.0}, (), "schema_version"),
+    ({"schema_version": SCHEMA_VERSION}, ("energy",), "not a log: energy"),
+    ([1, 2], (), "mapping"),
+])
+def test_apply_changes_refuses_bad_data_and_changes_nothing(changes, appended, match):
+    state = _live()
+    before = state.to_dict()
+    # A good value beside the bad one is not applied either.
+    bad = {**changes, "stability": 0.25} if isinstance(changes, dict) else changes
+    with pytest.raises(ValueError, match=match):
+        state.apply_changes(bad, appended)  # type: ignore[arg-type]
+    assert state.to_dict() == before

@@ -365,6 +365,28 @@ def test_a_follower_started_late_loads_the_latest_version(tmp_path, redis_server
     until(same_as_origin(o, f), 5, "the late follower serves the origin's version")
 
 
+def test_a_follower_joining_a_short_stream_of_a_busy_origin_rebuilds_every_part(
+        tmp_path, redis_server, nodes):
+    """Retention 6 (a keyframe every 3 entries), events on, 200 ticks/s: a late follower
+    starts from a keyframe and follows by deltas; its answers with every log, at the
+    origin's version, are the origin's bytes."""
+    o = Node(tmp_path, "busy", "--data-dir", str(tmp_path / "busy"), "--tick-interval", "0.005",
+             "--redis", redis_server.url, "--redis-retention", "6", "--redis-max-rate", "1000")
+    nodes.append(o)
+    until(lambda: o.health().get("redis", {}).get("last_version_mirrored", 0) >= 50, 10,
+          "the origin mirrored 50 versions")
+    f = follower(tmp_path, nodes, redis_server.url)
+    query = ("/status?memory_limit=50&events_limit=50&energy_history_limit=30"
+             "&stability_history_limit=30&adaptation_history_limit=10")
+    until(same_as_origin(o, f), 10, "the late follower serves the origin's version")
+    until(same_as_origin(o, f, query), 10, "every log, as the origin serves it")
+    h = f.health()["redis"]
+    assert h["keyframes_loaded"] == 1 and h["gaps"] == 0 and h["bad_entries"] == 0, h
+    assert h["versions_served"] >= 2, h  # the keyframe, then versions by their deltas
+    oh = o.health()["redis"]
+    assert oh["keyframes"] >= oh["versions_mirrored"] // 3 - 2, oh
+
+
 def _start_error(tmp_path, *args):
     out = subprocess.run([sys.executable, "-c", MAIN, "--port", str(free_port()), *args],
                          cwd=tmp_path, capture_output=True, text=True, timeout=30)

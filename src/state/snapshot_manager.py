@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -106,7 +105,10 @@ class StateSnapshotManager:
         self._live: list[Vitals | None] = [None]
         self._lock = threading.Lock()
         self._clock = clock
-        self._recent: deque[StateSnapshot] | None = deque(maxlen=history) if history else None
+        # A ring: version v in slot v % history (one item store by the writer, one load per
+        # slot by a reader: atomic on free-threaded builds too, where a deque's iteration
+        # is not safe against a concurrent append).
+        self._recent: list[StateSnapshot | None] | None = [None] * history if history else None
 
     # ---- writer ----
 
@@ -124,9 +126,10 @@ class StateSnapshotManager:
             # could publish a higher version carrying an older state.
             frozen = state.freeze()
             snapshot = StateSnapshot(self._cell.version + 1, self._clock(), frozen)
+            recent = self._recent
+            if recent is not None:  # before the cell: a reader that sees it finds it here
+                recent[snapshot.version % len(recent)] = snapshot
             self._cell.publish(snapshot)
-            if self._recent is not None:
-                self._recent.append(snapshot)
             if self._live[0] is not state.vitals:
                 self._live[0] = state.vitals
         return snapshot
@@ -190,18 +193,24 @@ class StateSnapshotManager:
     def snapshots_after(self, version: int) -> list[StateSnapshot]:
         """The snapshots newer than `version` still in the history, oldest first.
 
-        At most `history` of them (those published in between are gone: a
-        reader that fell further behind skips them); with no history, the
-        latest alone if it is newer.  Lock-free: a copy of the ring, then a scan.
+        Consecutive versions up to the latest, at most `history` of them (those
+        published before are gone: a reader that fell further behind skips
+        them); with no history, the latest alone if it is newer.  Lock-free:
+        one load per slot, from the newest down to the first one overwritten.
         """
+        latest = self._cell.get()
+        if latest is None or latest.version <= version:
+            return []
         recent = self._recent
         if recent is None:
-            latest = self._cell.get()
-            return [latest] if latest is not None and latest.version > version else []
-        # copy(): one call that holds the deque (free-threaded too), so the writer's
-        # appends cannot interleave with the scan.
-        return [s for s in recent.copy() if s.version > version]
-
+            return [latest]
+        found = []
+        for v in range(latest.version, max(version, latest.version - len(recent)), -1):
+            snapshot = recent[v % len(recent)]
+            if snapshot is None or snapshot.version != v:
+                break  # overwritten by a newer version meanwhile: older ones are gone too
+            found.append(snapshot)
+        return found[::-1] or [latest]
     def wait_for_update(self, version: int, timeout: float | None = None) -> StateSnapshot | None:
         """Block until a snapshot newer than `version` is published, then return it.
 

@@ -39,7 +39,7 @@ from src.state.snapshot_manager import StateSnapshot
 from .codec import KEYFRAME_EVERY, Header, Replica, decode_header
 from .connection import Keys, connect, import_redis, mask_url
 from .mirror import MirroredSnapshot
-from .publisher import HEARTBEAT_TTL
+from .publisher import HEARTBEAT_TTL, MAX_BATCH
 from src.ratelog import RateLimitedLog
 
 __all__ = ["RedisFollower", "BLOCK", "BATCH", "JOIN_SCAN"]
@@ -47,7 +47,8 @@ __all__ = ["RedisFollower", "BLOCK", "BATCH", "JOIN_SCAN"]
 logger = logging.getLogger(__name__)
 
 BLOCK = 1.0       # seconds one XREAD blocks (then the heartbeat is read, and it blocks again)
-BATCH = 64        # entries per XREAD; a full batch means "far behind": jump to the newest keyframe
+BATCH = 2 * MAX_BATCH  # entries per XREAD (two of the origin's writes); a full batch means
+                       # "far behind": jump to the newest keyframe
 JOIN_SCAN = 2 * KEYFRAME_EVERY + 1  # newest entries read on joining: a keyframe among them
 _MAX_BACKOFF = 2.0
 _LAG_SAMPLES = 1024  # the lags of the last versions served, for /health's p50/p99

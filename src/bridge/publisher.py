@@ -58,7 +58,7 @@ DEFAULT_RETENTION = 100  # stream entries kept (approximately: MAXLEN ~)
 DEFAULT_MAX_RATE = 100   # versions mirrored per second, at most (the latest wins)
 HEARTBEAT = 0.5          # seconds between heartbeats when no version is published
 HEARTBEAT_TTL = 3.0      # seconds a heartbeat lives: followers call the origin dead after it
-MAX_BATCH = 64           # encoded versions waiting for the sender, at most
+MAX_BATCH = 128          # encoded versions waiting for the sender, at most
 _MAX_BACKOFF = 2.0
 
 

@@ -1,8 +1,8 @@
 """The Redis bridge: every published version mirrored into Redis; follower nodes serve it.
 
 - `connection.py`: the URL (checked, password masked), key names (`Keys`), start-up checks.
-- `codec.py`: one version as a stream entry (its ``/status`` body and its state) and back.
-- `mirror.py` `MirroredSnapshot`: a follower's snapshot, its state decoded on demand.
+- `codec.py`: one version as a stream entry (its ``/status`` body and a delta or keyframe), `Replica`.
+- `mirror.py` `MirroredSnapshot`: an origin's version as a follower serves it (the origin's body).
 - `publisher.py` `RedisPublisher`: the origin's thread writing the latest version (latest wins).
 - `follower.py` `RedisFollower`: a follower's thread following the stream (monotonic versions).
 - `events.py`: follower events to the origin through a bounded stream (sink and drain).

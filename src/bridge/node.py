@@ -64,10 +64,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"prefix of the Redis keys (default {DEFAULT_PREFIX!r}); one per Life "
                         "instance sharing a Redis")
     g.add_argument("--redis-retention", type=_count, default=DEFAULT_RETENTION, metavar="N",
-                   help=f"versions kept in the Redis stream, about (default {DEFAULT_RETENTION})")
+                   help=f"entries kept in the Redis stream, about (default {DEFAULT_RETENTION}): "
+                        "deltas, and a whole-state keyframe every 32 or every N/2")
     g.add_argument("--redis-max-rate", type=_count, default=DEFAULT_MAX_RATE, metavar="N",
                    help=f"versions mirrored per second, at most (default {DEFAULT_MAX_RATE}); "
-                        "the latest wins, each costs the origin a serialisation")
+                        "the latest wins, each costs the origin an encoding of what changed")
     g.add_argument("--redis-events-max", type=_count, default=DEFAULT_EVENTS_MAX, metavar="N",
                    help="follower events waiting for the origin, at most (default "
                         f"{DEFAULT_EVENTS_MAX}; more get 503)")

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from src.api.errors import json_bytes
@@ -45,7 +45,7 @@ __all__ = ["FORMAT", "KEYFRAME_EVERY", "Header", "EntryEncoder", "Replica", "enc
            "decode_header", "decode_frozen", "decode_snapshot"]
 
 FORMAT = 1
-KEYFRAME_EVERY = 32  # entries from one keyframe to the next, at most
+KEYFRAME_EVERY = 32  # deltas from one keyframe to the next, at most
 _CAP_NAMES = ("memory_cap", "recent_events_cap", "history_cap", "adaptation_history_cap")
 
 
@@ -111,8 +111,6 @@ class EntryEncoder:
         base = self._base
         if base is None:
             fields[b"state"] = self._keyframe(snapshot.state)
-            self._since_keyframe = 0
-            self.keyframes += 1
         else:
             fields[b"base"] = str(base.version).encode()
             fields[b"delta"] = self._delta(base.state, snapshot.state)
@@ -133,8 +131,6 @@ class EntryEncoder:
             raise RuntimeError("keyframe() before the first encode() of a chain")
         fields = _header_fields(base, run, body)
         fields[b"state"] = self._keyframe(base.state)
-        self._since_keyframe = 0
-        self.keyframes += 1
         return fields
 
     def _delta(self, old: FrozenState, new: FrozenState) -> bytes:
@@ -157,6 +153,8 @@ class EntryEncoder:
 
     def _keyframe(self, frozen: FrozenState) -> bytes:
         """The whole state (its JSON through `StateEncoder`), with what a follower needs."""
+        self._since_keyframe = 0
+        self.keyframes += 1
         head = json_bytes({"format": FORMAT, "vitals_version": frozen.vitals_version,
                            "caps": self._caps})
         return head[:-1] + b',"state":' + self._state_json.encode(frozen) + b"}"

@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 from csnapshot import CowDict, FrozenDict, SnapshotLog, Vitals
 
-from src.validation import (finite_number, is_number, json_mapping, nonempty_str,
+from src.validation import (finite_number, json_mapping, nonempty_str,
                             number_in_range, positive_int)
 
 from .frozen import FrozenState
@@ -34,7 +34,8 @@ from .params import (ADAPTATION_PARAMS_DEFAULT, LEARNING_PARAMS_DEFAULT, PARAM_B
 from .state_format import LOGS, SCHEMA_VERSION, check_header, decode_state
 from .status import STATUS_LIMIT_KEYS
 from .vitals import (SUBJECTIVE_TIME_KEYS, VITAL_FIELDS, VITAL_NAMES, SubjectiveTimeParams,
-                     VitalValues, checked_subjective_time_params)
+                     TicksAttribute, VitalAttribute, VitalValues, checked_subjective_time_params,
+                     refuse_negative_ticks)
 
 __all__ = ["SelfState", "MemoryEntry", "FrozenState", "VitalValues", "SubjectiveTimeParams",
            "SCHEMA_VERSION", "VITAL_FIELDS", "STATUS_LIMIT_KEYS", "LEARNING_PARAMS_DEFAULT",
@@ -46,37 +47,9 @@ _VITAL_SET = frozenset(VITAL_NAMES)
 _vital_values = VitalValues._make
 
 
-def _refuse_negative_ticks(what: str, value: object) -> None:
-    # The tick counter only moves forward: clamping a negative value would hide a bug.
-    if is_number(value) and value < 0:  # type: ignore[operator]
-        raise ValueError(f"{what} must be >= 0, got {value!r}")
-
-
-class _Vital:
-    """``state.<name>``: one atomic load of the record; assignment is one clamped write."""
-
-    def __init__(self, name: str, doc: str) -> None:
-        self.name = name
-        self.__doc__ = doc
-
-    def __get__(self, obj: SelfState | None, owner: type | None = None) -> Any:
-        if obj is None:
-            return self
-        return obj._vitals.get(self.name)
-
-    def __set__(self, obj: SelfState, value: float) -> None:
-        obj._vitals.write(**{self.name: value})
-
-    def __delete__(self, obj: SelfState) -> NoReturn:
-        raise AttributeError(f"cannot delete the vital {self.name!r}")
-
-
-class _Ticks(_Vital):
-    """The tick counter: clamping a negative value would hide a bug, so it raises."""
-
-    def __set__(self, obj: SelfState, value: float) -> None:
-        _refuse_negative_ticks("ticks", value)
-        obj._vitals.write(ticks=value)
+def _one_error(exc: TypeError | KeyError) -> ValueError:
+    """One exception type for every bad input, as the callers (loaders) expect."""
+    return ValueError(exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc))
 
 
 def _read_only(name: str, why: str) -> NoReturn:
@@ -108,17 +81,17 @@ class SelfState:
     activated_memory: tuple[MemoryEntry, ...]
     """Transient: memories activated for the current event (never published or persisted)."""
 
-    energy = _Vital("energy", "Energy, clamped to [0, 100].")
-    integrity = _Vital("integrity", "Integrity, clamped to [0, 1].")
-    stability = _Vital("stability", "Stability, clamped to [0, 1].")
-    fatigue = _Vital("fatigue", "Fatigue, clamped to >= 0.")
-    tension = _Vital("tension", "Tension, clamped to >= 0.")
-    age = _Vital("age", "Wall-clock seconds lived, clamped to >= 0.")
-    subjective_time = _Vital("subjective_time", "Subjective seconds lived, clamped to >= 0.")
-    ticks = _Ticks("ticks", "Loop ticks (int); a negative value raises ValueError.")
-    last_event_intensity = _Vital("last_event_intensity",
+    energy = VitalAttribute("energy", "Energy, clamped to [0, 100].")
+    integrity = VitalAttribute("integrity", "Integrity, clamped to [0, 1].")
+    stability = VitalAttribute("stability", "Stability, clamped to [0, 1].")
+    fatigue = VitalAttribute("fatigue", "Fatigue, clamped to >= 0.")
+    tension = VitalAttribute("tension", "Tension, clamped to >= 0.")
+    age = VitalAttribute("age", "Wall-clock seconds lived, clamped to >= 0.")
+    subjective_time = VitalAttribute("subjective_time", "Subjective seconds lived, clamped to >= 0.")
+    ticks = TicksAttribute("ticks", "Loop ticks (int); a negative value raises ValueError.")
+    last_event_intensity = VitalAttribute("last_event_intensity",
                                   "Intensity of the last event batch, clamped to [0, 1].")
-    last_significance = _Vital("last_significance", "Significance of the last event.")
+    last_significance = VitalAttribute("last_significance", "Significance of the last event.")
 
     def __init__(self, *, memory_cap: int = 50, recent_events_cap: int = 1000,
                  history_cap: int = 1000, adaptation_history_cap: int = 50,
@@ -193,7 +166,7 @@ class SelfState:
 
     def set_vitals(self, **values: float) -> None:
         """Set several vitals in one write section (clamped; all or nothing)."""
-        _refuse_negative_ticks("ticks", values.get("ticks"))
+        refuse_negative_ticks("ticks", values.get("ticks"))
         self._vitals.write(**values)
 
     def apply_delta(self, deltas: Mapping[str, float]) -> None:
@@ -212,7 +185,7 @@ class SelfState:
             if name not in _VITAL_SET:
                 raise KeyError(f"apply_delta(): {name!r} is not a vital; deltas apply to "
                                f"{', '.join(VITAL_NAMES)}")
-        _refuse_negative_ticks("apply_delta(): the ticks delta", deltas.get("ticks"))
+        refuse_negative_ticks("apply_delta(): the ticks delta", deltas.get("ticks"))
         self._vitals.apply_delta(deltas)
 
     # ---- logs ----
@@ -409,44 +382,25 @@ class SelfState:
         if not isinstance(data, Mapping):
             raise ValueError(f"snapshot data: expected a mapping, got {type(data).__name__}")
         try:
-            return cls._from_dict(data, caps)
+            check_header(data)
+            state = cls(**caps, life_id=data.get("life_id"),
+                        birth_timestamp=data.get("birth_timestamp"))
+            parts = decode_state(data, state.caps)
         except (TypeError, KeyError) as exc:
-            # One exception type for every bad input, as the callers (loaders) expect.
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise ValueError(msg) from None
-
-    @classmethod
-    def _from_dict(cls, data: Mapping[str, Any], caps: dict[str, int]) -> SelfState:
-        check_header(data)
-        state = cls(**caps, life_id=data.get("life_id"),
-                    birth_timestamp=data.get("birth_timestamp"))
-        parts = decode_state(data, state.caps)
-        # Everything is valid: now build.
-        state._st = parts.subjective_time_params
-        state._vitals.write(**parts.vitals)
-        state._memory.extend(parts.memory)
-        state._recent_events.extend(parts.recent_events)
-        state._energy_history.extend(parts.energy_history)
-        state._stability_history.extend(parts.stability_history)
-        state._adaptation_history.extend(parts.adaptation_history)
-        state._learning.update(parts.learning_params)
-        state._adaptation.update(parts.adaptation_params)
-        state._pi = (parts.planning, parts.intelligence)
+            raise _one_error(exc) from None
+        state._load(data, parts)
         return state
 
     def apply_changes(self, data: Mapping[str, Any], appended: Collection[str] = ()) -> None:
         """Bring the state to the one `data` describes as a change of it: a replica's call.
 
-        `data` is a partial `to_dict()` (``schema_version`` and any of its other
-        keys): the vitals and subjective-time parameters in it are set, each
-        parameter dict, ``planning`` and ``intelligence`` in it replaces the one
-        held, and each log in it replaces that log - or, for a log named in
-        `appended`, is appended to it (the oldest evicted at the cap, as the
-        writer's appends evict them).  So a replica follows a state by what
-        changed between two of its versions (`LogView.appended_since`), in time
-        proportional to that.  Validated as `from_dict` validates, all before
-        anything is written: bad data raises ValueError naming the field and
-        changes nothing.  ``life_id`` and ``birth_timestamp`` never change.
+        `data` is a partial `to_dict()` (``schema_version`` and any other keys):
+        what it holds is set - a log replaced, or appended to for a log named in
+        `appended` (the oldest evicted at the cap, as the writer's appends do) -
+        and nothing else changes (``life_id`` and ``birth_timestamp`` never do).
+        So a replica follows a state by what changed between two versions
+        (`LogView.appended_since`).  Validated as `from_dict` validates, before
+        anything is written: bad data is a ValueError naming the field.
         """
         if not isinstance(data, Mapping):
             raise ValueError(f"changes: expected a mapping, got {type(data).__name__}")
@@ -458,9 +412,12 @@ class SelfState:
             check_header(data)
             parts = decode_state(data, self.caps)
         except (TypeError, KeyError) as exc:
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise ValueError(msg) from None
-        if all(key in data for key in SUBJECTIVE_TIME_KEYS):
+            raise _one_error(exc) from None
+        self._load(data, parts, appended)
+
+    def _load(self, data: Mapping[str, Any], parts: Any, appended: Collection[str] = ()) -> None:
+        """Write the validated `parts` of `data` (`decode_state`): the keys `data` holds only."""
+        if any(key in data for key in SUBJECTIVE_TIME_KEYS):
             self._st = parts.subjective_time_params
         if parts.vitals:
             self._vitals.write(**parts.vitals)

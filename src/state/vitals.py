@@ -4,19 +4,22 @@
 clamp bounds); `VitalValues` names one consistent read of them, in schema
 order.  `SubjectiveTimeParams` are the five numbers that set how fast
 subjective time runs (persisted under the ``subjective_time_*`` keys).
+`VitalAttribute`/`TicksAttribute` make each vital an attribute of a
+`SelfState` that reads and writes its record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from csnapshot import Field
 
-from src.validation import finite_number
+from src.validation import finite_number, is_number
 
 __all__ = ["VITAL_FIELDS", "VITAL_NAMES", "VitalValues", "SubjectiveTimeParams",
-           "SUBJECTIVE_TIME_KEYS", "checked_subjective_time_params", "vital_bounds"]
+           "SUBJECTIVE_TIME_KEYS", "checked_subjective_time_params", "vital_bounds",
+           "VitalAttribute", "TicksAttribute", "refuse_negative_ticks"]
 
 VITAL_FIELDS: tuple[Field, ...] = (
     Field("energy", float, default=100.0, min=0.0, max=100.0),
@@ -93,3 +96,39 @@ def checked_subjective_time_params(params: Mapping[str, Any],
         raise ValueError(f"{prefix}rate_min ({p.rate_min!r}) must not exceed "
                          f"{prefix}rate_max ({p.rate_max!r})")
     return p
+
+
+def refuse_negative_ticks(what: str, value: object) -> None:
+    # The tick counter only moves forward: clamping a negative value would hide a bug.
+    if is_number(value) and value < 0:  # type: ignore[operator]
+        raise ValueError(f"{what} must be >= 0, got {value!r}")
+
+
+class VitalAttribute:
+    """A vital as an attribute of a `SelfState` (its record in ``obj._vitals``).
+
+    ``state.<name>``: one atomic load of the record; assignment is one clamped write.
+    """
+
+    def __init__(self, name: str, doc: str) -> None:
+        self.name = name
+        self.__doc__ = doc
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj._vitals.get(self.name)
+
+    def __set__(self, obj: Any, value: float) -> None:
+        obj._vitals.write(**{self.name: value})
+
+    def __delete__(self, obj: Any) -> NoReturn:
+        raise AttributeError(f"cannot delete the vital {self.name!r}")
+
+
+class TicksAttribute(VitalAttribute):
+    """The tick counter: clamping a negative value would hide a bug, so it raises."""
+
+    def __set__(self, obj: Any, value: float) -> None:
+        refuse_negative_ticks("ticks", value)
+        obj._vitals.write(ticks=value)

@@ -193,13 +193,13 @@ class RedisFollower:
                 continue
             body = fields.get(b"body")
             try:
-                frozen = None if body is None else self._replica.advance(header, fields)
+                if body is None:
+                    raise ValueError("no body")
+                frozen = self._replica.advance(header, fields)
             except ValueError as exc:
-                frozen, body = None, None
+                self.bad += 1
                 self._errors.log(logging.WARNING, "bad", "Redis bridge: skipping version %d: "
                                  "%s", header.version, exc)
-            if body is None:
-                self.bad += 1
                 continue
             if frozen is None:
                 self.gaps += 1

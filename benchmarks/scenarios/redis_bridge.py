@@ -16,7 +16,10 @@ command in separate processes, as an operator runs them:
    ``SET`` from this (otherwise idle) process, paced at 1 kHz, to another
    process blocked in ``XREAD`` - p50/p99: the path a version takes from
    origin to follower with nothing encoded or applied; no lag on this
-   machine can be lower.
+   machine can be lower.  Measured twice: on an idle machine, and right
+   after the lag window with the 1 kHz origin and the follower still
+   running (the cores they share with Redis are what a version's hop gets;
+   the floor's own two processes add a little load to it).
 4. **Requests/s**: a client process with `CLIENTS` keep-alive threads on
    ``GET /status``, for the same time against the follower (the origin
    running), then against the origin alone (its bridge on, the follower
@@ -80,7 +83,7 @@ def _plan(quick: bool) -> float:
 
 
 def estimate(ctx) -> float:
-    return 5 * _plan(ctx.quick) + 15 + (0.6 if ctx.quick else 3.5)  # + the floor's hops
+    return 5 * _plan(ctx.quick) + 15 + 2 * (0.6 if ctx.quick else 3.5)  # + the floors' hops
 
 
 def _free_port() -> int:
@@ -263,6 +266,11 @@ def run(ctx) -> dict[str, Any]:
             time.sleep(window)  # lags accumulate over the window
             fh = _health(fport)["redis"]
             oh, t1 = _health(oport), time.monotonic()
+            # The same hop while the 1 kHz origin and its follower run: what the machine's
+            # shared cores leave of the floor (its own two processes add a little load).
+            loaded = _hop_floor(client, rport, flat["entry_bytes"], 500 if ctx.quick else 3000)
+            ctx.log.info("  the same hop with the origin and the follower running: p50 %.2f ms, "
+                         "p99 %.2f ms", loaded["p50_ms"], loaded["p99_ms"])
             follower_rps = _rps(fport, window)
             procs.stop(fol)  # the origin's readers measured with the bridge on, no follower
             origin_rps = _rps(oport, window)
@@ -287,7 +295,8 @@ def run(ctx) -> dict[str, Any]:
         finally:
             procs.close()
     return {"python": sys.version.split()[0], "cpus": os.cpu_count(), "window_s": window,
-            "clients": CLIENTS, "flat": flat, "lag": lag, "floor": floor, "origin": origin_rps,
+            "clients": CLIENTS, "flat": flat, "lag": lag, "floor": floor, "loaded_floor": loaded,
+            "origin": origin_rps,
             "follower": follower_rps, "plain": plain_rps}
 
 
@@ -299,8 +308,15 @@ def summary(data: dict[str, Any]) -> list[str]:
     return [f"Redis bridge: {F.rate(f['mirrored_per_s'])} versions mirrored/s with the loop flat "
             f"out ({F.rate(f['ticks_per_s'])} ticks/s); publish -> follower lag p50 "
             f"{lag['p50_ms']:.2f} ms, p99 {lag['p99_ms']:.2f} ms at 1 kHz (a bare hop: "
-            f"p99 {data['floor']['p99_ms']:.2f} ms); follower /status "
+            f"p99 {data['floor']['p99_ms']:.2f} ms idle, {_loaded(data, fmt='.2f')} ms under the same load); "
+            f"follower /status "
             f"{ratio:.0%} of the origin's requests/s"]
+
+
+def _loaded(data: dict[str, Any], key: str = "p99_ms", fmt: str = ".3f") -> str:
+    """The loaded floor's `key` (ms), or "-" in results saved before it was measured."""
+    loaded = data.get("loaded_floor")
+    return "-" if loaded is None else format(loaded[key], fmt)
 
 
 def markdown(data: dict[str, Any], ctx) -> str:
@@ -320,6 +336,9 @@ def markdown(data: dict[str, Any], ctx) -> str:
             ("floor: a bare XADD -> XREAD hop between two processes at 1 kHz, p50 (ms)",
              f"{data['floor']['p50_ms']:.3f}"),
             ("floor: the same, p99 (ms)", f"{data['floor']['p99_ms']:.3f}"),
+            ("floor under load: the same hop while the 1 kHz origin and the follower run, "
+             "p50 (ms)", _loaded(data, "p50_ms")),
+            ("floor under load: the same, p99 (ms)", _loaded(data, "p99_ms")),
             (f"origin /status req/s ({data['clients']} keep-alive clients, bridge on)",
              F.rate(o["rps"])),
             ("follower /status req/s (goal within 10% of the origin)", F.rate(fo["rps"])),

@@ -302,3 +302,62 @@ def test_a_state_encoder_writes_the_plain_encodings_bytes_version_after_version(
         assert encode_snapshot(snapshot, encoder) == encode_snapshot(snapshot), i
     assert SelfState.from_dict(json.loads(encode_snapshot(snapshot, encoder))).to_dict() == \
         snapshot.to_dict()
+
+
+def test_a_state_encoder_stays_exact_once_every_log_is_full_and_sliding():
+    """Small caps fill every log within the run; from then on each append moves the window,
+    so the first and last chunk of each log are new slices at every save - recognised by
+    their entries (the adaptation history entry by entry).  Each save is still the plain
+    encoding's bytes, and the state decodes back whole."""
+    from src.environment.generator import EventGenerator
+    from src.runtime.loop import run_loop
+    from src.state.state_format import StateEncoder
+    state = SelfState(memory_cap=7, recent_events_cap=40, history_cap=45,
+                      adaptation_history_cap=5)
+    manager, encoder = StateSnapshotManager(), StateEncoder()
+    saves = 0
+    for i in range(400):
+        run_loop(state, tick_interval=0.0, max_ticks=1 + i % 23, snapshot_manager=manager,
+                 generator=EventGenerator(seed=i, rate=0.8))
+        snapshot = manager.get_snapshot()
+        assert encode_snapshot(snapshot, encoder) == encode_snapshot(snapshot), i
+        saves += 1
+    frozen = snapshot.state
+    # Every log was full and had slid (the run is ~4,800 ticks; adaptation every 100).
+    assert len(frozen.adaptation_history) == 5 and frozen.adaptation_history[0]["tick"] > 500
+    assert len(frozen.energy_history) == 45 and len(frozen.recent_events) == 40
+    assert SelfState.from_dict(json.loads(encode_snapshot(snapshot, encoder)),
+                               **state.caps).to_dict() == snapshot.to_dict()
+    assert saves == 400
+
+
+def test_a_state_encoder_reuses_only_chunks_of_the_same_entries():
+    """Chunks are known by their entries' identity: two logs whose slices share the first
+    and the last entry (interned strings) and the length but differ in between are each
+    encoded as they are; an unchanged state re-encodes no log entry at all."""
+    import src.state.state_format as state_format
+    from src.state.state_format import StateEncoder
+    first, second = SelfState(), SelfState()
+    for kind in ("noise", "shock", "noise"):
+        first.add_event(kind)
+    for kind in ("noise", "decay", "noise"):
+        second.add_event(kind)
+    encoder = StateEncoder()
+    for state in (first, second, first):
+        frozen = state.freeze()
+        assert encoder.encode(frozen) == encode_snapshot(frozen), state.recent_events
+    encoded: list[object] = []
+    plain_json = state_format._json
+
+    def counting(value):
+        encoded.append(value)
+        return plain_json(value)
+    frozen = first.freeze()
+    try:
+        state_format._json = counting
+        again = encoder.encode(frozen)
+    finally:
+        state_format._json = plain_json
+    assert again == encode_snapshot(frozen)
+    logs = [v for v in encoded if isinstance(v, (list, tuple))]
+    assert logs == [], f"re-encoded log chunks of an unchanged state: {logs}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from csnapshot import FrozenDict, freeze_value
 
@@ -24,7 +24,7 @@ __all__ = ["MAX_JSON_DEPTH", "is_int", "is_number", "is_finite_number", "finite_
 MAX_JSON_DEPTH = 32
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     """An int, and not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -68,7 +68,7 @@ def number_in_range(where: str, value: object, lo: float | None, hi: float | Non
 
 def positive_int(where: str, value: object) -> int:
     """An int > 0 (not a bool), or ValueError naming `where`."""
-    if not is_int(value) or value <= 0:  # type: ignore[operator]
+    if not is_int(value) or value <= 0:
         raise ValueError(f"{where} must be a positive int, got {value!r}")
     return value
 

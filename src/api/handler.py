@@ -11,11 +11,12 @@ for the errors the stdlib answers itself, and the per-connection read timeout.
 from __future__ import annotations
 
 import http.client
+import io
 import logging
 import socket
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from .deadlines import BODY, BUSY, HEAD, IDLE
@@ -112,7 +113,9 @@ class LifeHandler(BaseHTTPRequestHandler):
         return ok
 
     def setup(self) -> None:
-        self.timeout = self.server.read_timeout  # a slow client cannot hold a thread forever
+        # A slow client cannot hold a thread forever.  (Per connection: typeshed declares
+        # the attribute a class variable, socketserver reads it from the instance.)
+        self.timeout = self.server.read_timeout  # type: ignore[misc]
         super().setup()
         try:
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -134,7 +137,8 @@ class LifeHandler(BaseHTTPRequestHandler):
         deadlines = self.server.deadlines
         if self._requests_served:
             deadlines.enter(self.connection, IDLE)
-            if not self.rfile.peek(1):  # closed (by the client or the idle deadline)
+            # rfile is buffered (rbufsize -1): peek waits for a byte without taking it.
+            if not cast(io.BufferedReader, self.rfile).peek(1):  # closed (client, deadline)
                 self.close_connection = True
                 return
         deadlines.enter(self.connection, HEAD)

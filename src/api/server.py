@@ -100,7 +100,7 @@ class LifeServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"  # an AF_INET(6) server: host is a str
 
     def process_request(self, request: Any, client_address: Any) -> None:
         # Cap concurrent connections.  At the cap, close the connection that has

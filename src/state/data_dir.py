@@ -27,6 +27,8 @@ import os
 import stat
 from pathlib import Path
 
+from .snapshot_files import SNAPSHOT_DIRNAME
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not on POSIX
@@ -35,7 +37,6 @@ except ImportError:  # pragma: no cover - not on POSIX
 __all__ = ["DataDir", "DataDirError", "DataDirLocked", "open_data_dir", "LOCK_NAME"]
 
 LOCK_NAME = "life.lock"
-SNAPSHOT_DIRNAME = "snapshots"  # same as persistence.SNAPSHOT_DIRNAME (no import cycle)
 
 PathLike = str | os.PathLike[str]
 

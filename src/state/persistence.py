@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 
 from .retention import KEEP_DEFAULT, REJECTED_DIRNAME, Retention, prune_snapshots
 from .self_state import FrozenState
-from .snapshot_files import (MAX_SNAPSHOT_BYTES_DEFAULT, SNAPSHOT_DIRNAME, Fault, PathLike,
+from .snapshot_files import (MAX_SNAPSHOT_BYTES_DEFAULT, Fault, PathLike,
                              check_max_bytes, encode_snapshot, list_snapshots, load_latest,
                              load_snapshot, read_regular_file, read_snapshot_file,
                              remove_temp_files, snapshot_dir, snapshot_path, write_snapshot_file)

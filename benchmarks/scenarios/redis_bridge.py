@@ -296,8 +296,7 @@ def run(ctx) -> dict[str, Any]:
             procs.close()
     return {"python": sys.version.split()[0], "cpus": os.cpu_count(), "window_s": window,
             "clients": CLIENTS, "flat": flat, "lag": lag, "floor": floor, "loaded_floor": loaded,
-            "origin": origin_rps,
-            "follower": follower_rps, "plain": plain_rps}
+            "origin": origin_rps, "follower": follower_rps, "plain": plain_rps}
 
 
 def summary(data: dict[str, Any]) -> list[str]:
@@ -308,9 +307,8 @@ def summary(data: dict[str, Any]) -> list[str]:
     return [f"Redis bridge: {F.rate(f['mirrored_per_s'])} versions mirrored/s with the loop flat "
             f"out ({F.rate(f['ticks_per_s'])} ticks/s); publish -> follower lag p50 "
             f"{lag['p50_ms']:.2f} ms, p99 {lag['p99_ms']:.2f} ms at 1 kHz (a bare hop: "
-            f"p99 {data['floor']['p99_ms']:.2f} ms idle, {_loaded(data, fmt='.2f')} ms under the same load); "
-            f"follower /status "
-            f"{ratio:.0%} of the origin's requests/s"]
+            f"p99 {data['floor']['p99_ms']:.2f} ms idle, {_loaded(data, fmt='.2f')} ms under "
+            f"the same load); follower /status {ratio:.0%} of the origin's requests/s"]
 
 
 def _loaded(data: dict[str, Any], key: str = "p99_ms", fmt: str = ".3f") -> str:

@@ -135,7 +135,7 @@ class SnapshotPersistence:
         self._last: tuple[int | None, Path | None] = (None, None)
         self._error_log_interval = float(error_log_interval)
         self._fault = fault
-        # Saves re-encode only what changed since the last (the same bytes, ~20x faster on
+        # Saves re-encode only what changed since the last (the same bytes, 5-20x faster on
         # a live state): the writing thread's GIL time is the API's and the loop's too.
         self._json = StateEncoder()
         self._clock = clock

@@ -211,6 +211,7 @@ class StateSnapshotManager:
                 break  # overwritten by a newer version meanwhile: older ones are gone too
             found.append(snapshot)
         return found[::-1] or [latest]
+
     def wait_for_update(self, version: int, timeout: float | None = None) -> StateSnapshot | None:
         """Block until a snapshot newer than `version` is published, then return it.
 

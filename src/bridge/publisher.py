@@ -19,9 +19,11 @@ manager's publish cell is a latest-wins single slot, and its short history
 - The **sender** thread writes everything pending in one pipelined round
   trip: one ``XADD <prefix>:versions MAXLEN ~ <retention> * v .. run .. t ..
   tick .. body .. base .. delta .. [state ..]`` per entry (bounded retention
-  in the same command) and ``SET <prefix>:origin <run> PX <ttl>``, the
-  heartbeat followers read as the origin's liveness, renewed at least every
-  `HEARTBEAT` seconds even when no version is published.
+  in the same command) and, once per `HEARTBEAT` seconds (with a write, or
+  on its own when no version is published), ``SET <prefix>:origin <run> PX
+  <ttl>``, the heartbeat followers read as the origin's liveness.  At a
+  steady rate a write is one ``XADD`` alone, without a pipeline: at 1 kHz a
+  heartbeat per version was a third of the sender's commands for nothing.
 
 At most `max_rate` versions are encoded per second (default 100): each one
 is Python on a thread of the loop's process, and under the GIL that time is
@@ -215,8 +217,9 @@ class RedisPublisher:
                 self._pending_changed.notify_all()  # room for the encoder
             if not batch and time.monotonic() < next_beat and backoff == 0.0:
                 continue
+            beat = not batch or not self.connected or time.monotonic() >= next_beat
             try:
-                self._write(batch)
+                self._write(batch, beat)
             except self._redis.RedisError as exc:
                 self.failures += 1
                 if self.connected:
@@ -245,7 +248,8 @@ class RedisPublisher:
                 self.connected = True
                 self._pending_changed.notify_all()  # a full batch of room again
             backoff = 0.0
-            next_beat = time.monotonic() + HEARTBEAT
+            if beat:
+                next_beat = time.monotonic() + HEARTBEAT
 
     def _restart_chain(self, *, connected: bool) -> None:
         """After a failed write: its entries may be lost, so the next one is a keyframe."""
@@ -255,12 +259,19 @@ class RedisPublisher:
             self._chain += 1
             self._pending_changed.notify_all()
 
-    def _write(self, batch: list[tuple[StateSnapshot | None, dict[bytes, bytes]]]) -> None:
-        pipe = self._client.pipeline(transaction=False)
-        for _, fields in batch:
-            pipe.xadd(self._keys.versions, fields, maxlen=self._retention, approximate=True)
-        pipe.set(self._keys.origin, self._run.encode(), px=int(HEARTBEAT_TTL * 1000))
-        pipe.execute()
+    def _write(self, batch: list[tuple[StateSnapshot | None, dict[bytes, bytes]]],
+               beat: bool) -> None:
+        """One round trip: the batch's XADDs and, if `beat`, the heartbeat's SET."""
+        if len(batch) == 1 and not beat:  # the usual case at a steady rate: no pipeline
+            self._client.xadd(self._keys.versions, batch[0][1], maxlen=self._retention,
+                              approximate=True)
+        else:
+            pipe = self._client.pipeline(transaction=False)
+            for _, fields in batch:
+                pipe.xadd(self._keys.versions, fields, maxlen=self._retention, approximate=True)
+            if beat:
+                pipe.set(self._keys.origin, self._run.encode(), px=int(HEARTBEAT_TTL * 1000))
+            pipe.execute()
         now = time.time()
         versions = [snapshot for snapshot, _ in batch if snapshot is not None]
         for snapshot in versions:

@@ -447,6 +447,19 @@ def test_retention_is_bounded_over_a_long_run(tmp_path, redis_server, nodes):
     assert client.info("memory")["used_memory"] < 64 * 2**20
 
 
+def test_a_steady_stream_of_versions_carries_the_heartbeat_twice_a_second_not_per_write(
+        tmp_path, redis_server, nodes):
+    o = origin(tmp_path, nodes, redis_server.url, "--redis-max-rate", "10000", tick="0.001")
+    client = redis_server.client()
+    until(lambda: o.health()["redis"]["versions_mirrored"] >= 600, 60, "600 versions mirrored")
+    stats = client.info("commandstats")
+    xadds, sets = stats["cmdstat_xadd"]["calls"], stats.get("cmdstat_set", {}).get("calls", 0)
+    print(f"XADD {xadds}, SET {sets}")  # what it saw, on failure
+    # One SET per HEARTBEAT (0.5 s) at most, plus the start: far fewer than the writes.
+    assert xadds >= 600 and 1 <= sets <= xadds // 20, (xadds, sets)
+    assert client.get("life:origin") is not None and client.pttl("life:origin") > 0
+
+
 # ---- in-process pieces (no redis-server needed) ----
 
 def _entry(run="run1"):

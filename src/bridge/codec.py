@@ -13,8 +13,14 @@ start from.  An entry's fields (all bytes):
   "appended", "state"}``, ``state`` a partial persistence dict
   (`src.state.state_format`): every scalar, the dicts that changed, and per
   log either the entries appended (the log named in ``appended``) or the
-  whole log (it was edited otherwise: decayed, pruned).  Applied to the state
-  of version ``base`` (`SelfState.apply_changes`) it gives this version's.
+  whole log (it was edited otherwise: pruned).  After a decay the memory log
+  goes as its new weights instead: ``"format": 2`` and ``"reweighted_memory":
+  [skip, weights]`` (`src.state.memory.weight_changes`; the entries appended
+  since, if any, under ``appended``), 50 numbers instead of 50 entries.
+  Applied to the state of version ``base`` (`SelfState.apply_changes`) it
+  gives this version's.  Each entry has the lowest format that describes
+  it, so a reader of format 1 only rejects the deltas after a decay (and
+  waits for the next keyframe) instead of misreading them.
 - ``state`` (a keyframe: the first entry of a chain, and after every
   `EntryEncoder.keyframe_every`-th delta an extra entry of the same version
   as that delta): JSON ``{"format": 1, "vitals_version", "caps", "state"}``
@@ -36,15 +42,18 @@ from typing import Any, NamedTuple
 
 from src.api.errors import json_bytes
 from src.state.frozen import FrozenState
+from src.state.memory import weight_changes
 from src.state.self_state import SelfState
 from src.state.snapshot_manager import StateSnapshot
 from src.state.state_format import (DICT_PARTS, LARGE_PARTS, LOG_ENTRY, LOGS, StateEncoder,
                                     encode_state)
 
-__all__ = ["FORMAT", "KEYFRAME_EVERY", "Header", "EntryEncoder", "Replica", "encode_entry",
+__all__ = ["FORMAT", "REWEIGHTED_FORMAT", "KEYFRAME_EVERY", "Header", "EntryEncoder", "Replica", "encode_entry",
            "decode_header", "decode_frozen", "decode_snapshot"]
 
-FORMAT = 1
+FORMAT = 1             # a keyframe, and a delta without reweighted memory
+REWEIGHTED_FORMAT = 2  # a delta with "reweighted_memory"
+_FORMATS = (FORMAT, REWEIGHTED_FORMAT)  # what this build reads
 KEYFRAME_EVERY = 32  # deltas from one keyframe to the next, at most
 _CAP_NAMES = ("memory_cap", "recent_events_cap", "history_cap", "adaptation_history_cap")
 
@@ -140,16 +149,23 @@ class EntryEncoder:
             if getattr(new, key) is not getattr(old, key):
                 data[key] = LARGE_PARTS[key](new)
         appended = []
+        delta: dict[str, Any] = {"format": FORMAT, "vitals_version": new.vitals_version}
         for key in LOGS:
             added = getattr(new, key).appended_since(getattr(old, key))
+            if added is None and key == "memory":  # decayed? then its weights say it
+                change = weight_changes(old.memory.to_list(), new.memory.to_list())
+                if change is not None:
+                    skip, weights, added = change
+                    delta["format"], delta["reweighted_memory"] = REWEIGHTED_FORMAT, \
+                        [skip, weights]
             if added is None:      # edited otherwise: the whole log
                 data[key] = LARGE_PARTS[key](new)
             elif added:
                 entry = LOG_ENTRY.get(key)
                 data[key] = added if entry is None else [entry(e) for e in added]
                 appended.append(key)
-        return json_bytes({"format": FORMAT, "vitals_version": new.vitals_version,
-                           "appended": appended, "state": data})
+        delta["appended"], delta["state"] = appended, data
+        return json_bytes(delta)
 
     def _keyframe(self, frozen: FrozenState) -> bytes:
         """The whole state (its JSON through `StateEncoder`), with what a follower needs."""
@@ -192,10 +208,11 @@ def _json_object(header: Header, what: str, raw: bytes) -> dict[str, Any]:
         data: Any = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"malformed {what} in version entry {header.version}: {exc!r}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in _FORMATS \
+            or isinstance(data.get("format"), bool):
         raise ValueError(f"version entry {header.version}: {what} format "
                          f"{data.get('format') if isinstance(data, dict) else '?'!r}, "
-                         f"this build reads {FORMAT}")
+                         f"this build reads {' and '.join(map(str, _FORMATS))}")
     if not isinstance(data.get("vitals_version"), int) or not isinstance(data.get("state"), dict):
         raise ValueError(f"version entry {header.version}: {what} without a vitals_version "
                          "or a state")
@@ -272,7 +289,13 @@ class Replica:
                 if not isinstance(appended, list) or not all(isinstance(k, str)
                                                              for k in appended):
                     raise ValueError(f"version entry {header.version}: bad appended list")
-                self._state.apply_changes(data["state"], appended)
+                reweighted = data.get("reweighted_memory") \
+                    if data["format"] == REWEIGHTED_FORMAT else None
+                if reweighted is not None and (not isinstance(reweighted, list)
+                                               or len(reweighted) != 2):
+                    raise ValueError(f"version entry {header.version}: bad reweighted_memory")
+                self._state.apply_changes(data["state"], appended,
+                                          None if reweighted is None else tuple(reweighted))
                 frozen = _frozen(self._state, header, data["vitals_version"])
             elif raw is not None:
                 state, vitals_version = _decode_keyframe(header, raw)

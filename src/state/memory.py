@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from src.validation import finite_number, json_mapping, nonempty_str, number_in_range
 
-__all__ = ["MemoryEntry", "MEMORY_ENTRY_KEYS"]
+__all__ = ["MemoryEntry", "MEMORY_ENTRY_KEYS", "weight_changes", "reweighted"]
 
 # The 5 keys of an entry in snapshots and /status, in order; the first 3 are required.
 MEMORY_ENTRY_KEYS = ("event_type", "meaning_significance", "timestamp", "weight",
@@ -77,3 +77,50 @@ class MemoryEntry:
         if missing:
             raise ValueError(f"missing key(s) {', '.join(missing)}")
         return cls(**data)
+
+
+# ---- a log that changed by its weights (decay), as a replica follows it ----
+
+def _same_but_weight(a: MemoryEntry, b: MemoryEntry) -> bool:
+    # `with_weight` keeps the other fields' objects: the same objects are equal values.
+    return a is b or (a.timestamp is b.timestamp and a.event_type is b.event_type
+                      and a.meaning_significance is b.meaning_significance
+                      and a.feedback_data is b.feedback_data)
+
+
+def weight_changes(old: Sequence[MemoryEntry], new: Sequence[MemoryEntry]
+                   ) -> tuple[int, list[float], list[MemoryEntry]] | None:
+    """``(skip, weights, added)`` such that ``reweighted(old, skip, weights) + added == new``.
+
+    That is `new` as a log that evicted `old`'s first `skip` entries, gave
+    the others new weights (`decay_memory_weights`) and appended `added`.
+    None when it is not (an entry removed from the middle by a prune, a field
+    other than the weight changed): then only the whole log says it.  O(n):
+    for the Redis bridge, whose deltas would otherwise carry the whole memory
+    log after every decay.
+    """
+    first = new[0] if new else None
+    skip = next((i for i, e in enumerate(old) if first is not None
+                 and _same_but_weight(e, first)), len(old))
+    kept = len(old) - skip
+    if kept > len(new) or not all(map(_same_but_weight, old[skip:], new[:kept])):
+        return None
+    return skip, [e.weight for e in new[:kept]], list(new[kept:])
+
+
+def reweighted(old: Sequence[MemoryEntry], skip: object, weights: object) -> list[MemoryEntry]:
+    """`old` from index `skip` on, each entry with its weight in `weights` (`weight_changes`).
+
+    ValueError naming the bad value: `skip` not an int in ``[0, len(old)]``,
+    `weights` not a list of one number >= 0 per entry kept.
+    """
+    if isinstance(skip, bool) or not isinstance(skip, int) or not 0 <= skip <= len(old):
+        raise ValueError(f"reweighted memory: skip must be an int in [0, {len(old)}], "
+                         f"got {skip!r}")
+    if not isinstance(weights, list) or len(weights) != len(old) - skip:
+        raise ValueError(f"reweighted memory: expected a list of {len(old) - skip} weights, "
+                         f"got {weights!r:.80}")
+    try:
+        return [e.with_weight(w) for e, w in zip(old[skip:], weights)]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"reweighted memory: {exc}") from None

@@ -28,7 +28,7 @@ from src.validation import (finite_number, json_mapping, nonempty_str,
                             number_in_range, positive_int)
 
 from .frozen import FrozenState
-from .memory import MemoryEntry
+from .memory import MemoryEntry, reweighted as reweigh
 from .params import (ADAPTATION_PARAMS_DEFAULT, LEARNING_PARAMS_DEFAULT, PARAM_BOUNDS,
                      merged_param_changes)
 from .state_format import LOGS, SCHEMA_VERSION, check_header, decode_state
@@ -343,10 +343,7 @@ class SelfState:
     # ---- snapshots, status, persistence ----
 
     def freeze(self) -> FrozenState:
-        """Every part as it is now, immutable; O(1) in the size of the logs.
-
-        The writer's call (readers use published snapshots).
-        """
+        """Every part as it is now, immutable, in O(1): the writer's call (readers: snapshots)."""
         version, values = self._vitals.read_versioned()
         planning, intelligence = self._pi
         return FrozenState(version, _vital_values(values), self._life_id, self._birth_timestamp,
@@ -391,16 +388,19 @@ class SelfState:
         state._load(data, parts)
         return state
 
-    def apply_changes(self, data: Mapping[str, Any], appended: Collection[str] = ()) -> None:
+    def apply_changes(self, data: Mapping[str, Any], appended: Collection[str] = (),
+                      reweighted: tuple[object, object] | None = None) -> None:
         """Bring the state to the one `data` describes as a change of it: a replica's call.
 
         `data` is a partial `to_dict()` (``schema_version`` and any other keys):
         what it holds is set - a log replaced, or appended to for a log named in
         `appended` (the oldest evicted at the cap, as the writer's appends do) -
         and nothing else changes (``life_id`` and ``birth_timestamp`` never do).
-        So a replica follows a state by what changed between two versions
-        (`LogView.appended_since`).  Validated as `from_dict` validates, before
-        anything is written: bad data is a ValueError naming the field.
+        `reweighted`: ``(skip, weights)`` of `memory.weight_changes`, applied to
+        the memory log before its appends (a decay).  So a replica follows a
+        state by what changed between two versions (`LogView.appended_since`).
+        Validated as `from_dict` validates, before anything is written: bad
+        data is a ValueError naming the field.
         """
         if not isinstance(data, Mapping):
             raise ValueError(f"changes: expected a mapping, got {type(data).__name__}")
@@ -408,11 +408,17 @@ class SelfState:
         if unknown:
             raise ValueError(f"appended: not a log: {', '.join(unknown)}; logs: "
                              f"{', '.join(LOGS)}")
+        if reweighted is not None and "memory" in data and "memory" not in appended:
+            raise ValueError("reweighted memory given with the whole memory log")
+        memory = None if reweighted is None else reweigh(list(self._memory), *reweighted)
         try:
             check_header(data)
             parts = decode_state(data, self.caps)
         except (TypeError, KeyError) as exc:
             raise _one_error(exc) from None
+        if memory is not None:
+            self._memory.clear()
+            self._memory.extend(memory)
         self._load(data, parts, appended)
 
     def _load(self, data: Mapping[str, Any], parts: Any, appended: Collection[str] = ()) -> None:

@@ -584,7 +584,32 @@ def test_a_restarted_chain_begins_with_a_keyframe_and_a_new_run_is_loaded_not_ap
     assert replica.advance(decode_header(fields), fields) is None
 
 
-@pytest.mark.parametrize("damage", ["truncated", "bad value", "not a log", "bad appended"])
+def test_a_decay_goes_as_the_memory_logs_new_weights_not_as_the_whole_log():
+    from src.bridge.codec import FORMAT, REWEIGHTED_FORMAT, EntryEncoder, Replica
+    caps, snapshots = _versions(160, memory_cap=50)
+    encoder = EntryEncoder(caps, keyframe_every=10**6)
+    replica = Replica()
+    formats = collections.Counter()
+    for snapshot in snapshots:
+        fields = encoder.encode(snapshot, "run1", b"{}")
+        _same_state(_feed(replica, fields), snapshot)
+        if b"delta" not in fields:
+            continue
+        delta = json.loads(fields[b"delta"])
+        reweighted = delta.get("reweighted_memory")
+        formats[delta["format"]] += 1
+        assert (delta["format"] == REWEIGHTED_FORMAT) == (reweighted is not None)
+        if reweighted is not None:  # the weights of the entries kept, the new ones whole
+            skip, weights = reweighted
+            assert len(weights) + len(delta["state"].get("memory", [])) == len(snapshot.state.memory)
+            assert ("memory" in delta["state"]) == ("memory" in delta["appended"])
+    print(formats)
+    # A decay every 10 ticks, 1-3 ticks a version: about one version in five.
+    assert formats[REWEIGHTED_FORMAT] >= 20 and formats[FORMAT] >= 100, formats
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bad value", "not a log", "bad appended",
+                                    "bad weights", "format 3"])
 def test_a_corrupted_delta_is_refused_and_the_replica_waits_for_a_keyframe(damage):
     from src.bridge.codec import EntryEncoder, Replica, decode_header
     caps, snapshots = _versions(6)
@@ -601,6 +626,10 @@ def test_a_corrupted_delta_is_refused_and_the_replica_waits_for_a_keyframe(damag
             delta["state"]["energy"] = "x"
         elif damage == "not a log":
             delta["appended"] = ["energy"]
+        elif damage == "bad weights":
+            delta["format"], delta["reweighted_memory"] = 2, [0, [-1.0]]
+        elif damage == "format 3":
+            delta["format"] = 3
         else:
             delta["appended"] = "memory"
         fields[b"delta"] = json.dumps(delta).encode()

@@ -724,3 +724,71 @@ def test_apply_changes_refuses_bad_data_and_changes_nothing(changes, appended, m
     with pytest.raises(ValueError, match=match):
         state.apply_changes(bad, appended)  # type: ignore[arg-type]
     assert state.to_dict() == before
+
+
+def _decayed_and_grown(state: SelfState, added: int) -> tuple[list[MemoryEntry], list[MemoryEntry]]:
+    """The memory log before, and after `added` appends (evicting at the cap) and a decay."""
+    old = state.memory.view().to_list()
+    for i in range(added):
+        state.add_memory(MemoryEntry("noise", 0.5, 1000.0 + i))
+    state.decay_memory_weights(0.5, now=2000.0)
+    return old, state.memory.view().to_list()
+
+
+@pytest.mark.parametrize("added", [0, 3, 9, 12])
+def test_weight_changes_describe_a_decay_and_reweighted_rebuilds_it(added):
+    from src.state.memory import reweighted, weight_changes
+    state = _live()
+    assert len(state.memory) == 9  # full: every append evicts
+    old, new = _decayed_and_grown(state, added)
+    change = weight_changes(old, new)
+    assert change is not None
+    skip, weights, appended = change
+    assert (skip, len(weights), len(appended)) == (min(added, 9), 9 - min(added, 9),
+                                                   min(added, 9))
+    assert all(w < e.weight for w, e in zip(weights, old[skip:]))  # decayed: lighter
+    assert reweighted(old, skip, weights) + appended == new
+
+
+def test_weight_changes_are_none_when_more_than_weights_changed():
+    from src.state.memory import weight_changes
+    state = _live()
+    old = state.memory.view().to_list()
+    state.memory.remove_if(lambda e: e is old[4])  # removed from the middle (a prune)
+    assert weight_changes(old, state.memory.view().to_list()) is None
+    edited = [*old[:3], dataclasses.replace(old[3], event_type="other"), *old[4:]]
+    assert weight_changes(old, edited) is None
+    assert weight_changes(old, old) == (0, [e.weight for e in old], [])
+
+
+def test_apply_changes_with_reweighted_memory_follows_a_decay():
+    from src.state.memory import weight_changes
+    state = _live()
+    replica = SelfState.from_dict(state.to_dict(), memory_cap=9)
+    old, new = _decayed_and_grown(state, 2)
+    skip, weights, appended = weight_changes(old, new)
+    replica.apply_changes({"schema_version": SCHEMA_VERSION,
+                           "memory": [e.to_dict() for e in appended]}, ["memory"],
+                          (skip, weights))
+    assert replica.to_dict() == state.to_dict()
+
+
+@pytest.mark.parametrize("reweighted,memory,match", [
+    ((10, []), None, r"skip must be an int in \[0, 9\], got 10"),
+    ((True, []), None, "skip must be an int"),
+    ((2, [1.0] * 6), None, "expected a list of 7 weights"),
+    ((0, (1.0,) * 9), None, "expected a list of 9 weights"),
+    ((8, [-1.0]), None, "reweighted memory: MemoryEntry.weight: must be >= 0.0, got -1.0"),
+    ((8, ["x"]), None, "reweighted memory: MemoryEntry.weight: expected a number"),
+    ((8, [1.0]), [], "reweighted memory given with the whole memory log"),
+])
+def test_apply_changes_refuses_bad_reweighted_memory_and_changes_nothing(reweighted, memory,
+                                                                         match):
+    state = _live()
+    before = state.to_dict()
+    changes = {"schema_version": SCHEMA_VERSION, "stability": 0.25}
+    if memory is not None:
+        changes["memory"] = memory
+    with pytest.raises(ValueError, match=match):
+        state.apply_changes(changes, (), reweighted)
+    assert state.to_dict() == before

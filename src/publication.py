@@ -32,10 +32,9 @@ from typing import Any
 
 from csnapshot import Field, SegmentBusyError, SharedBytes, SharedVitals
 
-from src.api.errors import json_bytes
 from src.api.query import LIMIT_KEYS, MAX_LIMIT
+from src.api.status_json import StatusEncoder
 from src.state.snapshot_manager import StateSnapshot
-from src.state.status import status_view
 from src.state.vitals import VITAL_FIELDS, VITAL_NAMES, SubjectiveTimeParams, VitalValues
 
 __all__ = ["PublicationWriter", "PublicationReader", "PublishedState", "SharedState",
@@ -122,6 +121,7 @@ class PublicationWriter:
         self.workers = workers
         self.queue_capacity = queue_capacity
         self.published = 0  # snapshots published
+        self._status_json = StatusEncoder()  # one publisher thread: the bodies of each version
         # The Redis bridge's ``health()`` (src.bridge), set once it runs: its
         # state reaches the workers' /health and POST /event through the meta fields.
         self.bridge_health: Any = None
@@ -133,11 +133,11 @@ class PublicationWriter:
         version = snapshot.version
         if version <= self._status.version:
             return
-        full = json_bytes(status_view(state, True, _FULL_LIMITS))
+        full = self._status_json.encode(state, True, _FULL_LIMITS)
         # A mirror of another origin's snapshot (a Redis follower's) carries that origin's
         # plain body and run tag: its workers serve the origin's bytes and ETags.
         body = getattr(snapshot, "plain_status_body", None) or \
-            json_bytes(status_view(state, True, {}))
+            self._status_json.encode(state, True, {})
         run_id = self.run_id if snapshot.origin is None else _run_id(snapshot.origin)
         self._full.publish(full, version)
         self._status.publish(body, version)

@@ -29,7 +29,6 @@ from csnapshot import Vitals
 from src.environment.event import Event
 from src.environment.event_queue import EventQueue, EventSinkUnavailable
 from src.state.snapshot_manager import StateSnapshot, StateSnapshotManager
-from src.state.status import status_view
 from src.state.vitals import VitalValues
 from src.validation import MAX_JSON_DEPTH, is_number, json_text_depth, positive_int
 
@@ -37,6 +36,7 @@ from .cache import StatusCache
 from .errors import BadRequest, Response, json_bytes
 from .health import TickRate, health_response
 from .query import parse_status_query
+from .status_json import StatusEncoder
 
 __all__ = ["LifeApi", "MAX_BODY", "GET_ROUTES", "POST_ROUTES", "DEFAULT_STATUS_KEY",
            "check_api_token"]
@@ -97,6 +97,7 @@ class LifeApi:
                               else frozenset(h.lower() for h in allowed_hosts))
         self.max_body = max_body
         self.status_cache = StatusCache()
+        self.status_json = StatusEncoder()  # bodies reuse the unchanged dicts' JSON
         self.tick_rate = TickRate()
         first = snapshot_manager.get_snapshot()
         if first is not None:
@@ -175,8 +176,8 @@ class LifeApi:
         ready = getattr(snapshot, "plain_status_body", None) if key == DEFAULT_STATUS_KEY \
             else None
         body = ready if ready is not None else self.status_cache.get(
-            snapshot, key, lambda: json_bytes(status_view(snapshot.state, include_optional,
-                                                          limits)))
+            snapshot, key, lambda: self.status_json.encode(snapshot.state, include_optional,
+                                                           limits))
         return HTTPStatus.OK, body, headers
 
     def default_status_body(self, snapshot: StateSnapshot) -> bytes:
@@ -186,7 +187,7 @@ class LifeApi:
         them once for its own readers and for every follower.
         """
         return self.status_cache.get(snapshot, DEFAULT_STATUS_KEY,
-                                     lambda: json_bytes(status_view(snapshot.state, True, {})))
+                                     lambda: self.status_json.encode(snapshot.state, True, {}))
 
     def read_vitals(self) -> tuple[int, VitalValues]:
         """``(record version, vitals)``: live from the record, else as last published."""

@@ -537,3 +537,29 @@ def test_every_limit_key_selects_its_log(server):
     for key, log in logs.items():
         status, _, body = get_json(server, f"/status?{key}=1")
         assert status == 200 and log in body and log not in plain, key
+
+
+def test_status_bodies_reuse_the_unchanged_dicts_json_and_equal_the_plain_encoding():
+    from src.api.errors import json_bytes
+    from src.api.status_json import REUSED_KEYS, StatusEncoder
+    from src.environment.generator import EventGenerator
+    from src.state.status import status_view
+    state, manager = SelfState(memory_cap=9), StateSnapshotManager()
+    encoder = StatusEncoder()
+    queries = [(True, {}), (False, {}), (True, {k: 3 for k in LIMIT_KEYS}),
+               (False, {k: MAX_LIMIT for k in LIMIT_KEYS}), (True, {"memory_limit": 0})]
+    reused = built = 0
+    for i in range(150):  # learning every 75 ticks, adaptation every 100: dicts change
+        run_loop(state, tick_interval=0.0, max_ticks=1 + i % 3, snapshot_manager=manager,
+                 generator=EventGenerator(seed=i, rate=0.67))
+        frozen = manager.get_snapshot().state
+        for include_optional, limits in queries:
+            before = dict(encoder._reused)
+            body = encoder.encode(frozen, include_optional, limits)
+            assert body == json_bytes(status_view(frozen, include_optional, limits))
+            for key in REUSED_KEYS & set(before):
+                same = before[key][0] is getattr(frozen, key)
+                assert (encoder._reused[key] is before[key]) == same, key
+                reused, built = reused + same, built + (not same)
+    print(f"dict JSON reused {reused} times, built {built}")
+    assert reused > 10 * built > 0  # mostly reused, and rebuilt when the loop wrote one

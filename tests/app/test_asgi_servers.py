@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -106,10 +107,15 @@ def served(request, tmp_path):
 
 
 def _pids(port, want):
-    pids = set()
-    for _ in range(300):
+    """The worker pids seen answering, until `want` of them (at most 3,000 requests / 30 s).
+
+    The server is ready once one worker answers; under load (CI runs suites side by
+    side) the second may still be importing the app for a second or two.
+    """
+    pids, deadline = set(), time.monotonic() + 30
+    for _ in range(3000):
         pids.add(json.loads(http(port, "GET", "/health")[2])["pid"])
-        if len(pids) >= want:
+        if len(pids) >= want or time.monotonic() > deadline:
             break
     return pids
 

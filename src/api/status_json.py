@@ -38,7 +38,7 @@ class StatusEncoder:
     """``/status`` bodies of the versions of one state (module doc)."""
 
     def __init__(self) -> None:
-        self._reused: dict[str, tuple[object, bytes]] = {}  # key -> (its value, '"key":json')
+        self._reused: dict[str, tuple[object, str]] = {}  # key -> (its value, '"key":json')
 
     def encode(self, state: FrozenState, include_optional: bool,
                limits: Mapping[str, int]) -> bytes:

@@ -48,8 +48,8 @@ from src.state.snapshot_manager import StateSnapshot
 from src.state.state_format import (DICT_PARTS, LARGE_PARTS, LOG_ENTRY, LOGS, StateEncoder,
                                     encode_state)
 
-__all__ = ["FORMAT", "REWEIGHTED_FORMAT", "KEYFRAME_EVERY", "Header", "EntryEncoder", "Replica", "encode_entry",
-           "decode_header", "decode_frozen", "decode_snapshot"]
+__all__ = ["FORMAT", "REWEIGHTED_FORMAT", "KEYFRAME_EVERY", "Header", "EntryEncoder", "Replica",
+           "encode_entry", "decode_header", "decode_frozen", "decode_snapshot"]
 
 FORMAT = 1             # a keyframe, and a delta without reweighted memory
 REWEIGHTED_FORMAT = 2  # a delta with "reweighted_memory"

@@ -99,9 +99,8 @@ def weight_changes(old: Sequence[MemoryEntry], new: Sequence[MemoryEntry]
     for the Redis bridge, whose deltas would otherwise carry the whole memory
     log after every decay.
     """
-    first = new[0] if new else None
-    skip = next((i for i, e in enumerate(old) if first is not None
-                 and _same_but_weight(e, first)), len(old))
+    skip = next((i for i, e in enumerate(old) if _same_but_weight(e, new[0])),
+                len(old)) if new else len(old)
     kept = len(old) - skip
     if kept > len(new) or not all(map(_same_but_weight, old[skip:], new[:kept])):
         return None
